@@ -1,0 +1,17 @@
+"""tfvi: variational inference for latent-variable models with Keras 3 and TFP.
+
+Layers return TFP distributions (`tfvi.layers`, `tfvi.priors`), bounds are pure
+functions of log-weights (`tfvi.bounds`), models train with `fit` (`tfvi.models`) and
+`tfvi.evaluation` scores them. Importing `tfvi` registers every layer and model for
+`.keras` loading.
+"""
+
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfvi import bounds, distributions, layers, models, priors  # noqa: E402
+from tfvi import data, evaluation  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["bounds", "data", "distributions", "evaluation", "layers", "models", "priors"]

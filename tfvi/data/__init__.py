@@ -1,0 +1,24 @@
+"""Data: the bundled digits, synthetic sets with known truths, transforms."""
+
+from tfvi.data.digits import DIGITS_DIM, digits_dataset, load_digits
+from tfvi.data.synthetic import (
+    abs_toy,
+    abs_toy_likelihood,
+    abs_toy_log_marginal,
+    gmm2d,
+    linear_gaussian,
+)
+from tfvi.data.transforms import binarize, dynamic_binarization
+
+__all__ = [
+    "DIGITS_DIM",
+    "abs_toy",
+    "abs_toy_likelihood",
+    "abs_toy_log_marginal",
+    "binarize",
+    "digits_dataset",
+    "dynamic_binarization",
+    "gmm2d",
+    "linear_gaussian",
+    "load_digits",
+]

@@ -1,0 +1,64 @@
+"""scikit-learn's bundled 8x8 handwritten digits: the offline default data set.
+
+1797 images of 64 pixels with 17 grey levels, scaled to [0, 1] pixel probabilities.
+A fixed seeded split gives `test_size` test images; training batches are binarised
+dynamically (a fresh Bernoulli draw each epoch) and the test set once, with a fixed
+seed (the protocol of seed 004, B.1).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfvi.data.transforms import binarize, dynamic_binarization
+
+__all__ = ["load_digits", "digits_dataset", "DIGITS_DIM"]
+
+DIGITS_DIM = 64
+
+
+def load_digits(test_size=297, split_seed=0, test_binarization_seed=1):
+    """The digits as numpy arrays.
+
+    Returns:
+      dict with `train_probs` `[N_train, 64]` float32 in [0, 1], `train_labels`,
+      `test_probs`, `test_labels`, and `test_x`: the fixed binarisation of the test
+      probabilities (float32 0/1).
+    """
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    data = _sk_load_digits()
+    probs = (data.data / 16.0).astype(np.float32)
+    labels = data.target.astype(np.int32)
+    if not 0 < test_size < len(probs):
+        raise ValueError(f"`test_size` must be in (0, {len(probs)}); got {test_size}.")
+    order = np.random.default_rng(split_seed).permutation(len(probs))
+    test, train = order[:test_size], order[test_size:]
+    return {
+        "train_probs": probs[train],
+        "train_labels": labels[train],
+        "test_probs": probs[test],
+        "test_labels": labels[test],
+        "test_x": binarize(probs[test], test_binarization_seed),
+    }
+
+
+def digits_dataset(split="train", batch_size=100, seed=0, with_labels=False,
+                   shuffle=True, arrays=None):
+    """A `tf.data.Dataset` of binarised digits batches `[batch, 64]` (float32 0/1).
+
+    `split="train"`: shuffled, dynamically binarised each epoch. `split="test"`: the
+    fixed binarisation, in order. With `with_labels` elements are `(x, label)`.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"`split` must be 'train' or 'test'; got {split!r}.")
+    arrays = arrays or load_digits()
+    if split == "train":
+        x, labels = arrays["train_probs"], arrays["train_labels"]
+    else:
+        x, labels = arrays["test_x"], arrays["test_labels"]
+    ds = tf.data.Dataset.from_tensor_slices((x, labels) if with_labels else x)
+    if split == "train":
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = dynamic_binarization(ds, seed=seed)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

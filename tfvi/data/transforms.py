@@ -1,0 +1,43 @@
+"""Data transforms: fixed and dynamic binarisation."""
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["binarize", "dynamic_binarization"]
+
+
+def binarize(probs, seed):
+    """A fixed Bernoulli draw of `probs` (values in [0, 1]): float32 0/1 array.
+
+    The same `seed` gives the same binarisation (the fixed test sets of seed 004 B.1).
+    """
+    probs = np.asarray(probs, np.float32)
+    if probs.size and (probs.min() < 0 or probs.max() > 1):
+        raise ValueError(
+            f"`probs` must lie in [0, 1]; got values in [{probs.min()}, {probs.max()}]."
+        )
+    rng = np.random.default_rng(seed)
+    return (rng.random(probs.shape) < probs).astype(np.float32)
+
+
+def dynamic_binarization(dataset, seed):
+    """Maps a dataset of pixel probabilities to fresh Bernoulli draws on every pass.
+
+    Elements may be `probs` or `(probs, y)`; only `probs` is binarised. Each element
+    gets its own stateless seed from `tf.data.Dataset.random(seed)`, re-randomised on
+    every iteration, so epochs differ but the whole sequence is repeatable.
+    """
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def draw(element, s):
+        s = tf.cast(s % (2**31 - 1), tf.int32)
+        if isinstance(element, tuple):
+            probs, rest = element[0], element[1:]
+        else:
+            probs, rest = element, ()
+        u = tf.random.stateless_uniform(tf.shape(probs), seed=s, dtype=probs.dtype)
+        x = tf.cast(u < probs, probs.dtype)
+        return (x,) + tuple(rest) if rest else x
+
+    return tf.data.Dataset.zip((dataset, seeds)).map(
+        draw, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,67 @@
+"""Exact log-evidence where it has a closed form, to check estimators against.
+
+Linear-Gaussian model: z ~ N(0, I_d), x | z ~ N(W^T z + b, diag(s^2)) gives
+
+    p(x) = N(x; b, W^T W + diag(s^2)),
+
+with `W` the `[d, D]` kernel of the decoder's affine head (Keras' `x @ W`
+convention).
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvi.layers.decoders import GaussianDecoder
+from tfvi.layers.priors import StandardNormal
+
+tfd = tfp.distributions
+
+__all__ = ["linear_gaussian_log_marginal", "exact_log_likelihood"]
+
+
+def linear_gaussian_log_marginal(x, weights, bias, noise_scale):
+    """log N(x; bias, W^T W + diag(noise_scale^2)) in float64.
+
+    Args:
+      x: `[batch, D]` data.
+      weights: `[d, D]` (so that the mean is `z @ weights + bias`).
+      bias: `[D]`.
+      noise_scale: scalar or `[D]` observation standard deviation.
+
+    Returns:
+      `[batch]` float64 log-densities.
+    """
+    x = np.asarray(x, np.float64)
+    w = np.asarray(weights, np.float64)
+    b = np.asarray(bias, np.float64)
+    s2 = np.broadcast_to(np.square(np.asarray(noise_scale, np.float64)), b.shape)
+    cov = w.T @ w + np.diag(s2)
+    mvn = tfd.MultivariateNormalTriL(loc=b, scale_tril=np.linalg.cholesky(cov))
+    return mvn.log_prob(x).numpy()
+
+
+def exact_log_likelihood(model, x):
+    """Exact log p(x) `[batch]` (float64) of a linear-Gaussian VAE.
+
+    The model must have a `GaussianDecoder` with `hidden=()` and `skip=False` (an
+    affine mean) and a `StandardNormal` prior; anything else raises `ValueError`.
+    """
+    decoder, prior = model.decoder, model.prior
+    if not (isinstance(decoder, GaussianDecoder) and not decoder.hidden and not decoder.skip):
+        raise ValueError(
+            "exact_log_likelihood needs a linear-Gaussian decoder: "
+            "GaussianDecoder(hidden=(), skip=False); got "
+            f"{type(decoder).__name__} with hidden={getattr(decoder, 'hidden', None)}."
+        )
+    if not isinstance(prior, StandardNormal):
+        raise ValueError(
+            "exact_log_likelihood needs a StandardNormal prior; got "
+            f"{type(prior).__name__}."
+        )
+    return linear_gaussian_log_marginal(
+        x,
+        tf.convert_to_tensor(decoder.head.kernel).numpy(),
+        tf.convert_to_tensor(decoder.head.bias).numpy(),
+        decoder.observation_scale().numpy(),
+    )

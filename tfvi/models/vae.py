@@ -1,0 +1,281 @@
+"""The VAE: one `train_step` for ELBO, IWAE, SELBO and SIWAE (+ beta, STL).
+
+One training step follows the data path of DESIGN.md:
+
+    x -> q = encoder(x) -> z_tk ~ q_k (T per component, K*T in all) -> p(x|z) = decoder(z)
+      -> log p(x|z), log r(z), log q(z|x)           each [T, K, batch]
+      -> log w = log p(x|z) + beta (log r(z) - log q(z|x))    (tfvi.bounds.log_weights)
+      -> bound(log w, log alpha) -> loss = -mean(bound) -> gradients -> optimizer.
+
+With a unimodal encoder K = 1, so SELBO is ELBO and SIWAE is IWAE through the same
+code. Mixture encoders (K > 1) are trained with the stratified bounds "selbo" and
+"siwae": drawing z ancestrally from a mixture gives no reparameterisation gradient for
+the mixture weights, so "elbo"/"iwae" with K > 1 is refused (evaluation can still
+use ancestral samples: `log_weight_terms(..., stratified=False)`).
+
+Data: `fit` takes `x` (the encoder's input is also the target) or `(x, y)` pairs
+(the encoder sees `x`, the likelihood scores `y`: single-column views, labels).
+"""
+
+import keras
+import tensorflow as tf
+
+from tfvi import bounds
+from tfvi.distributions import stratified_sample
+from tfvi.layers.priors import StandardNormal
+
+__all__ = ["VAE"]
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
+    return value
+
+
+def unpack_batch(data):
+    """`x` or `(x,)` or `(x, y)` -> `(x, y)`, with `y = x` when absent."""
+    if isinstance(data, (tuple, list)):
+        if len(data) == 1:
+            return data[0], data[0]
+        if len(data) == 2:
+            return data[0], data[1]
+        raise ValueError(
+            f"A batch must be `x` or `(x, y)`; got a tuple of {len(data)} elements."
+        )
+    return data, data
+
+
+def replica_seed(seed):
+    """Folds the replica id into a stateless seed so replicas draw different noise."""
+    ctx = tf.distribute.get_replica_context()
+    replica_id = ctx.replica_id_in_sync_group if ctx is not None else 0
+    return tf.random.experimental.stateless_fold_in(
+        tf.cast(seed, tf.int32), tf.cast(replica_id, tf.int32))
+
+
+@keras.saving.register_keras_serializable(package="tfvi")
+class VAE(keras.Model):
+    """Variational autoencoder trained with a (stratified) importance-weighted bound.
+
+    Args:
+      encoder: a tfvi encoder (`GaussianEncoder`, `MixtureEncoder`, ...).
+      decoder: a tfvi decoder (`BernoulliDecoder`, ..., `KnownLikelihood`).
+      prior: a tfvi prior; default `StandardNormal(encoder.latent_dim)`.
+      objective: "elbo", "iwae", "selbo" or "siwae" (see `tfvi.bounds`).
+      samples: T, samples per mixture component (K*T in all).
+      beta: weight on `log r(z) - log q(z|x)` in the log-weights.
+      stl: "sticking the landing": drop the score term of `log q` by stopping the
+        gradient through q's parameters in that term (Roeder et al. 2017).
+      input_dim: if given, every variable is created now (needed under a
+        `tf.distribute` strategy); otherwise call `build((None, input_dim))`.
+      seed: seed of the sampling noise (repeatable runs).
+
+    Metrics per epoch: `loss` (= -bound), the bound being trained (named after the
+    objective), `elbo`, `reconstruction` (E_q log p(x|z)) and `kl`
+    (E_q [log q(z|x) - log r(z)]); all averaged over examples, stratified over
+    components.
+    """
+
+    def __init__(self, encoder, decoder, prior=None, objective="elbo", samples=1,
+                 beta=1.0, stl=False, input_dim=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(encoder, dict):
+            encoder = keras.saving.deserialize_keras_object(encoder)
+        if isinstance(decoder, dict):
+            decoder = keras.saving.deserialize_keras_object(decoder)
+        if isinstance(prior, dict):
+            prior = keras.saving.deserialize_keras_object(prior)
+        if objective not in bounds.OBJECTIVES:
+            raise ValueError(
+                f"Unknown `objective` {objective!r}; expected one of {list(bounds.OBJECTIVES)}."
+            )
+        self.samples = _check_positive_int("samples", samples)
+        num_components = getattr(encoder, "num_components", 1)
+        if num_components > 1 and objective in ("elbo", "iwae"):
+            raise ValueError(
+                f"`objective={objective!r}` with a {num_components}-component mixture "
+                "posterior: use the stratified 'selbo' or 'siwae' (ancestral samples from "
+                "a mixture carry no gradient for its weights)."
+            )
+        if not beta >= 0:
+            raise ValueError(f"`beta` must be non-negative; got {beta!r}.")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior if prior is not None else StandardNormal(encoder.latent_dim)
+        if self.prior.latent_dim != encoder.latent_dim:
+            raise ValueError(
+                f"`prior` has latent_dim {self.prior.latent_dim} but the encoder has "
+                f"latent_dim {encoder.latent_dim}."
+            )
+        self.objective = objective
+        self.beta = float(beta)
+        self.stl = bool(stl)
+        self.seed = seed
+        self.input_dim = input_dim
+        self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
+        self._trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("loss", objective, "elbo", "reconstruction", "kl")
+        }
+        if input_dim is not None:
+            self.build((None, _check_positive_int("input_dim", input_dim)))
+
+    # ----------------------------------------------------------------- building
+    def build(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+        if not self.decoder.built:
+            self.decoder.build((None, self.encoder.latent_dim))
+        if not self.prior.built:
+            self.prior.build()
+        self.input_dim = int(input_shape[-1])
+        self.built = True
+
+    @property
+    def latent_dim(self):
+        return self.encoder.latent_dim
+
+    @property
+    def num_components(self):
+        return getattr(self.encoder, "num_components", 1)
+
+    # ---------------------------------------------------------------- the math
+    def log_weight_terms(self, x, y=None, samples=None, stratified=True, stl=False,
+                         seed=None):
+        """The three log-densities of every sample, and the log mixture weights.
+
+        Args:
+          x: encoder input `[batch, input_dim]`.
+          y: likelihood target (`x` if None).
+          samples: T per component (default: the model's `samples`).
+          stratified: T samples from each of the K components (True), or T samples
+            drawn ancestrally from the whole posterior (False; K = 1 in the output).
+          stl: stop the gradient through q's parameters in `log q(z|x)`.
+          seed: stateless seed `[2]`; drawn from the model's generator if None.
+
+        Returns:
+          dict with `log_likelihood`, `log_prior`, `log_posterior` (`[T, K, batch]`),
+          `log_alpha` (`[K, batch]`) and `z` (`[T, K, batch, d]`).
+        """
+        y = x if y is None else y
+        samples = self.samples if samples is None else samples
+        if seed is None:
+            seed = replica_seed(self.seed_generator.next())
+        params = self.encoder.posterior_parameters(x)
+        q = self.encoder.distribution(params)
+        if stratified:
+            z, log_alpha = stratified_sample(q, samples, seed=seed)
+        else:
+            z = q.sample(samples, seed=seed)[:, tf.newaxis]
+            log_alpha = tf.zeros_like(z[0, :, :, 0])
+        q_score = q
+        if stl:
+            q_score = self.encoder.distribution(tf.nest.map_structure(tf.stop_gradient, params))
+        y = self.decoder.prepare_targets(y)
+        return {
+            "log_likelihood": self.decoder(z).log_prob(y),
+            "log_prior": self.prior().log_prob(z),
+            "log_posterior": q_score.log_prob(z),
+            "log_alpha": log_alpha,
+            "z": z,
+        }
+
+    def bound_values(self, terms, objective=None, beta=None):
+        """Per-example values `[batch]` of the trained bound and its diagnostics."""
+        objective = self.objective if objective is None else objective
+        beta = self.beta if beta is None else beta
+        ll, lp, lq = terms["log_likelihood"], terms["log_prior"], terms["log_posterior"]
+        log_alpha = terms["log_alpha"]
+        return {
+            objective: bounds.bound(objective, bounds.log_weights(ll, lp, lq, beta), log_alpha),
+            "elbo": bounds.selbo(bounds.log_weights(ll, lp, lq), log_alpha),
+            "reconstruction": bounds.selbo(ll, log_alpha),
+            "kl": bounds.selbo(lq - lp, log_alpha),
+        }
+
+    def call(self, x, training=False):
+        """The posterior mean E_q[z], `[batch, latent_dim]` (a tensor, so `predict`
+        works; distributions are available through `encoder(x)`)."""
+        return self.encoder(x).mean()
+
+    # -------------------------------------------------------------- Keras steps
+    def _update_metrics(self, loss, values):
+        self._trackers["loss"].update_state(loss)
+        for name, value in values.items():
+            self._trackers[name].update_state(tf.reduce_mean(value))
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    def train_step(self, data):
+        x, y = unpack_batch(data)
+        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            terms = self.log_weight_terms(x, y, stl=self.stl)
+            values = self.bound_values(terms)
+            loss = -tf.reduce_mean(values[self.objective])
+            # The optimizer sums gradients over replicas; each replica's loss is a
+            # mean over its share of the global batch.
+            scaled_loss = loss / tf.cast(num_replicas, loss.dtype)
+        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._update_metrics(loss, values)
+
+    def test_step(self, data):
+        x, y = unpack_batch(data)
+        values = self.bound_values(self.log_weight_terms(x, y))
+        return self._update_metrics(-tf.reduce_mean(values[self.objective]), values)
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compile(self, optimizer="adam", jit_compile=None, **kwargs):
+        """Keras `compile`; `jit_compile` defaults to XLA when no strategy is active.
+
+        Measured in `benchmarks/train_throughput.py`: XLA speeds the training step up
+        on CPU; under `MirroredStrategy` XLA fails (variables on several devices), so
+        it is off there.
+        """
+        if jit_compile is None:
+            jit_compile = not tf.distribute.has_strategy()
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    def compile_from_config(self, config):
+        # `compile` is overridden only for its XLA default: restore through Keras'.
+        super().compile_from_config(config)
+
+    # -------------------------------------------------------- input validation
+    def check_inputs(self, x, y=None):
+        """Eager checks on array inputs: the input dimension and the targets."""
+        x = tf.convert_to_tensor(x)
+        if x.shape.rank != 2 or (self.input_dim and x.shape[-1] != self.input_dim):
+            raise ValueError(
+                f"`x` must have shape [batch, {self.input_dim}]; got {tuple(x.shape)}."
+            )
+        self.decoder.prepare_targets(x if y is None else y)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        if x is not None and not isinstance(x, tf.data.Dataset) and hasattr(x, "shape"):
+            self.check_inputs(x, y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if x is not None and not isinstance(x, tf.data.Dataset) and hasattr(x, "shape"):
+            self.check_inputs(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    # ----------------------------------------------------------- serialisation
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            prior=keras.saving.serialize_keras_object(self.prior),
+            objective=self.objective,
+            samples=self.samples,
+            beta=self.beta,
+            stl=self.stl,
+            input_dim=self.input_dim,
+            seed=self.seed,
+        )
+        return config
