@@ -64,7 +64,8 @@ class VAE(keras.Model):
       prior: a tfvi prior; default `StandardNormal(encoder.latent_dim)`.
       objective: "elbo", "iwae", "selbo" or "siwae" (see `tfvi.bounds`).
       samples: T, samples per mixture component (K*T in all).
-      beta: weight on `log r(z) - log q(z|x)` in the log-weights.
+      beta: weight on `log r(z) - log q(z|x)` in the log-weights; kept in the
+        non-trainable variable `model.beta` so schedules (KL warm-up) can assign it.
       stl: "sticking the landing": drop the score term of `log q` by stopping the
         gradient through q's parameters in that term (Roeder et al. 2017).
       input_dim: if given, every variable is created now (needed under a
@@ -109,7 +110,8 @@ class VAE(keras.Model):
                 f"latent_dim {encoder.latent_dim}."
             )
         self.objective = objective
-        self.beta = float(beta)
+        # A variable, not a float: warm-up callbacks change it without retracing.
+        self.beta = keras.Variable(float(beta), trainable=False, name="beta")
         self.stl = bool(stl)
         self.seed = seed
         self.input_dim = input_dim
@@ -184,7 +186,7 @@ class VAE(keras.Model):
     def bound_values(self, terms, objective=None, beta=None):
         """Per-example values `[batch]` of the trained bound and its diagnostics."""
         objective = self.objective if objective is None else objective
-        beta = self.beta if beta is None else beta
+        beta = tf.convert_to_tensor(self.beta) if beta is None else beta
         ll, lp, lq = terms["log_likelihood"], terms["log_prior"], terms["log_posterior"]
         log_alpha = terms["log_alpha"]
         return {
@@ -273,7 +275,7 @@ class VAE(keras.Model):
             prior=keras.saving.serialize_keras_object(self.prior),
             objective=self.objective,
             samples=self.samples,
-            beta=self.beta,
+            beta=float(self.beta.numpy()),
             stl=self.stl,
             input_dim=self.input_dim,
             seed=self.seed,
