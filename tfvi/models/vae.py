@@ -243,8 +243,12 @@ class VAE(keras.Model):
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):
-        # `compile` is overridden only for its XLA default: restore through Keras'.
-        super().compile_from_config(config)
+        # Keras skips models with a custom `compile`; ours only sets the XLA default,
+        # so restore the optimizer (and its state, loaded next) as Keras would.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # -------------------------------------------------------- input validation
     def check_inputs(self, x, y=None):
