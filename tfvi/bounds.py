@@ -33,12 +33,22 @@ __all__ = [
     "iwae",
     "selbo",
     "siwae",
+    "miwae",
+    "ciwae",
+    "piwae",
+    "ppd",
+    "objective",
     "OBJECTIVES",
+    "ABLATION_OBJECTIVES",
+    "ALL_OBJECTIVES",
     "bound",
     "log_mean_exp",
 ]
 
 OBJECTIVES = ("elbo", "iwae", "selbo", "siwae")
+# Seed 000, C.1 ablation losses (stratified over mixture components when K > 1).
+ABLATION_OBJECTIVES = ("miwae", "ciwae", "piwae", "ppd")
+ALL_OBJECTIVES = OBJECTIVES + ABLATION_OBJECTIVES
 
 
 def log_weights(log_likelihood, log_prior, log_posterior, beta=1.0):
@@ -142,6 +152,111 @@ def iwae(log_w):
     return siwae(log_w)
 
 
+def _groups(log_w, num_groups):
+    """`[T, K, batch]` -> `[M, T/M, K, batch]` (M = T when `num_groups` is None)."""
+    num_samples = log_w.shape[0]
+    if num_groups is None:
+        num_groups = num_samples
+    if (isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups <= 0
+            or (num_samples is not None and num_samples % num_groups)):
+        raise ValueError(
+            f"`num_groups` must be a positive integer dividing T={num_samples}; "
+            f"got {num_groups!r}."
+        )
+    return tf.reshape(log_w, tf.concat([[num_groups, -1], tf.shape(log_w)[1:]], 0))
+
+
+def miwae(log_w, log_alpha=None, num_groups=None):
+    """Multiply-importance-weighted bound (Rainforth et al. 2018, "Tighter variational
+    bounds are not necessarily better", eq. 6), stratified as in seed 000, C.1:
+
+        M-IWAE_{M,L} = (1/M) sum_m log (1/L) sum_{l} sum_k alpha_k(x) w_{mlk},
+
+    the T = M*L samples per component split into M groups of L. `num_groups=None`
+    takes M = T (L = 1): SIWAE over the mixture components, SELBO over the samples, the
+    form used in seed 000's ablation. M = 1 is SIWAE_T; with K = 1 and M = T it is
+    the ELBO.
+
+    Args:
+      log_w: `[T, K, batch]` log-weights, eq. (1).
+      log_alpha: `[K, batch]` log mixture weights; `None` means K = 1.
+      num_groups: M, a divisor of T.
+
+    Returns:
+      `[batch]` bound values.
+    """
+    log_w, log_alpha = _as_stratified(log_w, log_alpha)
+    grouped = _groups(log_w, num_groups)  # [M, L, K, batch]
+    num_inner = tf.cast(tf.shape(grouped)[1], log_w.dtype)
+    per_group = (tf.reduce_logsumexp(grouped + log_alpha, axis=[1, 2])
+                 - tf.math.log(num_inner))  # [M, batch]
+    return tf.reduce_mean(per_group, axis=0)
+
+
+def ciwae(log_w, log_alpha=None, elbo_weight=0.5):
+    """Combination bound C-IWAE (Rainforth et al. 2018, eq. 7), stratified for K > 1
+    (seed 000, C.1):
+
+        C-IWAE_beta = beta * SELBO + (1 - beta) * SIWAE_T,     0 <= beta <= 1,
+
+    on the same samples. `elbo_weight` is Rainforth's beta (not the KL weight beta of
+    eq. (1)): 1 gives SELBO (ELBO for K = 1), 0 gives SIWAE (IWAE for K = 1).
+
+    Returns:
+      `[batch]` bound values.
+    """
+    if not 0.0 <= elbo_weight <= 1.0:
+        raise ValueError(f"`elbo_weight` must be in [0, 1]; got {elbo_weight!r}.")
+    log_w, log_alpha = _as_stratified(log_w, log_alpha)
+    return (elbo_weight * _stratified_mean(log_w, log_alpha)
+            + (1.0 - elbo_weight) * _stratified_logmeanexp(log_w, log_alpha))
+
+
+def piwae(log_w, log_alpha=None, num_groups=None):
+    """Partially importance-weighted objectives (Rainforth et al. 2018, section 5),
+    stratified for K > 1.
+
+    PIWAE is a pair of targets on the same samples: the generative model (decoder,
+    prior) ascends SIWAE_T (IWAE_T for K = 1), the inference network ascends
+    M-IWAE_{M, T/M} (`miwae`). `tfvi.estimators` takes the gradient of each with
+    respect to its own variables. With M = 1 both are SIWAE_T: PIWAE is IWAE.
+
+    Returns:
+      dict `{"model": [batch], "inference": [batch]}`.
+    """
+    log_w, log_alpha = _as_stratified(log_w, log_alpha)
+    return {
+        "model": _stratified_logmeanexp(log_w, log_alpha),
+        "inference": miwae(log_w, log_alpha, num_groups=num_groups),
+    }
+
+
+def ppd(log_likelihood, log_prior, log_posterior, log_alpha=None, beta=1.0):
+    """PAC^m-Bayes posterior-predictive objective (Morningstar et al. 2020; seed 000,
+    C.1), the negative of L_PPD:
+
+        PPD = log (1/T) sum_t sum_k alpha_k p(x|z_tk) - beta * KL(q(z|x) || r(z)),
+
+    with `z_tk ~ q_k(z|x)`. Seed 000 writes the first term with uniform 1/(TK); the
+    alpha_k weights make it the stratified (unbiased) estimate of E_q p(x|z), which is
+    the same for equal weights. KL is estimated on the same samples as
+    `sum_k alpha_k (1/T) sum_t [log q(z_tk|x) - log r(z_tk)]` (no closed form for a
+    mixture). By Jensen, PPD >= ELBO for beta = 1: it is not a bound on log p(x).
+
+    Args:
+      log_likelihood, log_prior, log_posterior: `[T, K, batch]`.
+      log_alpha: `[K, batch]` log mixture weights; `None` means K = 1.
+      beta: KL weight.
+
+    Returns:
+      `[batch]` objective values (training minimises their negative mean).
+    """
+    log_likelihood, log_alpha = _as_stratified(log_likelihood, log_alpha)
+    kl, _ = _as_stratified(tf.convert_to_tensor(log_posterior) - log_prior, log_alpha)
+    return (_stratified_logmeanexp(log_likelihood, log_alpha)
+            - beta * _stratified_mean(kl, log_alpha))
+
+
 _BOUNDS = {
     "elbo": _stratified_mean,
     "selbo": _stratified_mean,
@@ -150,16 +265,50 @@ _BOUNDS = {
 }
 
 
-def bound(name, log_w, log_alpha=None):
-    """The bound called `name` (one of `OBJECTIVES`) on `[T, K, batch]` log-weights.
+_OPTION_BOUNDS = {
+    "miwae": (miwae, ("num_groups",)),
+    "ciwae": (ciwae, ("elbo_weight",)),
+    "piwae": (lambda lw, la, **o: piwae(lw, la, **o)["model"], ("num_groups",)),
+}
+
+
+def bound(name, log_w, log_alpha=None, **options):
+    """The bound called `name` on `[T, K, batch]` log-weights: one of `OBJECTIVES`,
+    or "miwae" / "ciwae" / "piwae" with their `options` (`num_groups`,
+    `elbo_weight`; "piwae" gives the model's target, SIWAE_T).
 
     `elbo`/`selbo` and `iwae`/`siwae` share their code: with K = 1 they coincide.
+    "ppd" is not a function of log-weights: use `objective`.
     """
+    if name in _OPTION_BOUNDS:
+        fn, accepted = _OPTION_BOUNDS[name]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"Objective {name!r} accepts options {list(accepted)}; got {unknown}.")
+        return fn(log_w, log_alpha, **options)
     if name not in _BOUNDS:
         raise ValueError(
-            f"Unknown objective {name!r}; expected one of {sorted(_BOUNDS)}."
+            f"Unknown objective {name!r}; expected one of "
+            f"{sorted(_BOUNDS) + sorted(_OPTION_BOUNDS)} (and 'ppd' through "
+            "`tfvi.bounds.objective`)."
         )
+    if options:
+        raise ValueError(f"Objective {name!r} takes no options; got {sorted(options)}.")
     return _BOUNDS[name](*_as_stratified(log_w, log_alpha))
+
+
+def objective(name, log_likelihood, log_prior, log_posterior, log_alpha=None, beta=1.0,
+              **options):
+    """Per-example value `[batch]` of any objective in `ALL_OBJECTIVES` from the three
+    `[T, K, batch]` log-density terms: `bound(name, log_weights(...), ...)`, or `ppd`.
+    """
+    if name == "ppd":
+        if options:
+            raise ValueError(f"Objective 'ppd' takes no options; got {sorted(options)}.")
+        return ppd(log_likelihood, log_prior, log_posterior, log_alpha, beta)
+    return bound(name, log_weights(log_likelihood, log_prior, log_posterior, beta),
+                 log_alpha, **options)
 
 
 def log_mean_exp(log_values, axis=0):

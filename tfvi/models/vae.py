@@ -20,7 +20,7 @@ Data: `fit` takes `x` (the encoder's input is also the target) or `(x, y)` pairs
 import keras
 import tensorflow as tf
 
-from tfvi import bounds
+from tfvi import bounds, estimators
 from tfvi.distributions import stratified_sample
 from tfvi.layers.priors import StandardNormal
 
@@ -71,6 +71,10 @@ class VAE(keras.Model):
       input_dim: if given, every variable is created now (needed under a
         `tf.distribute` strategy); otherwise call `build((None, input_dim))`.
       seed: seed of the sampling noise (repeatable runs).
+      objective_options: options of the C.1 ablation objectives, e.g.
+        `{"num_groups": M}` ("miwae", "piwae") or `{"elbo_weight": 0.5}` ("ciwae").
+      gradient_estimator: "reparam" (default), "stl" (same as `stl=True`), "dreg"
+        (IWAE/SIWAE) or "score" (REINFORCE); see `tfvi.estimators`.
 
     Metrics per epoch: `loss` (= -bound), the bound being trained (named after the
     objective), `elbo`, `reconstruction` (E_q log p(x|z)) and `kl`
@@ -79,7 +83,8 @@ class VAE(keras.Model):
     """
 
     def __init__(self, encoder, decoder, prior=None, objective="elbo", samples=1,
-                 beta=1.0, stl=False, input_dim=None, seed=None, **kwargs):
+                 beta=1.0, stl=False, input_dim=None, seed=None, objective_options=None,
+                 gradient_estimator="reparam", **kwargs):
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -87,10 +92,13 @@ class VAE(keras.Model):
             decoder = keras.saving.deserialize_keras_object(decoder)
         if isinstance(prior, dict):
             prior = keras.saving.deserialize_keras_object(prior)
-        if objective not in bounds.OBJECTIVES:
+        if objective not in bounds.ALL_OBJECTIVES:
             raise ValueError(
-                f"Unknown `objective` {objective!r}; expected one of {list(bounds.OBJECTIVES)}."
+                f"Unknown `objective` {objective!r}; expected one of "
+                f"{list(bounds.ALL_OBJECTIVES)}."
             )
+        self.gradient_estimator = estimators.check_estimator(gradient_estimator, objective)
+        self.objective_options = dict(objective_options or {})
         self.samples = _check_positive_int("samples", samples)
         num_components = getattr(encoder, "num_components", 1)
         if num_components > 1 and objective in ("elbo", "iwae"):
@@ -112,7 +120,7 @@ class VAE(keras.Model):
         self.objective = objective
         # A variable, not a float: warm-up callbacks change it without retracing.
         self.beta = keras.Variable(float(beta), trainable=False, name="beta")
-        self.stl = bool(stl)
+        self.stl = bool(stl) or gradient_estimator == "stl"
         self.seed = seed
         self.input_dim = input_dim
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
@@ -144,7 +152,7 @@ class VAE(keras.Model):
 
     # ---------------------------------------------------------------- the math
     def log_weight_terms(self, x, y=None, samples=None, stratified=True, stl=False,
-                         seed=None):
+                         seed=None, stop_sample_gradient=False):
         """The three log-densities of every sample, and the log mixture weights.
 
         Args:
@@ -155,6 +163,7 @@ class VAE(keras.Model):
             drawn ancestrally from the whole posterior (False; K = 1 in the output).
           stl: stop the gradient through q's parameters in `log q(z|x)`.
           seed: stateless seed `[2]`; drawn from the model's generator if None.
+          stop_sample_gradient: no gradient through z (score-function estimators).
 
         Returns:
           dict with `log_likelihood`, `log_prior`, `log_posterior` (`[T, K, batch]`),
@@ -171,6 +180,8 @@ class VAE(keras.Model):
         else:
             z = q.sample(samples, seed=seed)[:, tf.newaxis]
             log_alpha = tf.zeros_like(z[0, :, :, 0])
+        if stop_sample_gradient:
+            z = tf.stop_gradient(z)
         q_score = q
         if stl:
             q_score = self.encoder.distribution(tf.nest.map_structure(tf.stop_gradient, params))
@@ -190,7 +201,8 @@ class VAE(keras.Model):
         ll, lp, lq = terms["log_likelihood"], terms["log_prior"], terms["log_posterior"]
         log_alpha = terms["log_alpha"]
         return {
-            objective: bounds.bound(objective, bounds.log_weights(ll, lp, lq, beta), log_alpha),
+            objective: bounds.objective(objective, ll, lp, lq, log_alpha, beta,
+                                        **self.objective_options),
             "elbo": bounds.selbo(bounds.log_weights(ll, lp, lq), log_alpha),
             "reconstruction": bounds.selbo(ll, log_alpha),
             "kl": bounds.selbo(lq - lp, log_alpha),
@@ -211,6 +223,11 @@ class VAE(keras.Model):
     def train_step(self, data):
         x, y = unpack_batch(data)
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if self.gradient_estimator in ("dreg", "score") or self.objective == "piwae":
+            grads, loss, values = estimators.gradients(
+                self, x, y, loss_scale=1.0 / num_replicas)
+            self.optimizer.apply(grads, self.trainable_variables)
+            return self._update_metrics(loss, values)
         with tf.GradientTape() as tape:
             terms = self.log_weight_terms(x, y, stl=self.stl)
             values = self.bound_values(terms)
@@ -283,5 +300,7 @@ class VAE(keras.Model):
             stl=self.stl,
             input_dim=self.input_dim,
             seed=self.seed,
+            objective_options=self.objective_options,
+            gradient_estimator=self.gradient_estimator,
         )
         return config

@@ -1,0 +1,190 @@
+"""Gradient estimators for the bounds of `tfvi.bounds`: which surrogate each variable
+group differentiates.
+
+A model's variables split into the *inference* group phi (the encoder q(z|x)) and the
+*model* group theta (decoder p(x|z), prior r(z)). An estimator builds, for each group,
+a scalar surrogate whose gradient is the estimator (surrogates are maximised; the
+value of the objective is reported separately). Samples are `z_tk ~ q_k(z|x)`,
+`[T, K, batch, d]`, with log mixture weights `log alpha_k` `[K, batch]` (K = 1 for a
+unimodal q); `log w_tk = log p(x|z_tk) + beta (log r(z_tk) - log q(z_tk|x))`.
+
+* "reparam": the pathwise gradient of the objective for every variable.
+* "stl": "sticking the landing" (Roeder et al. 2017): the score term of log q is
+  dropped by stopping the gradient through q's parameters in log q(z|x).
+* "dreg": doubly-reparameterised gradient (Tucker et al. 2019) for IWAE and, per
+  component, for SIWAE (derivation below); theta gets the plain IWAE/SIWAE gradient.
+* "score": score-function (REINFORCE) gradient for phi, z is not differentiated
+  (the baseline of seed 000, Fig. B.1); theta gets the plain gradient.
+
+PIWAE (`tfvi.bounds.piwae`) is a pair of targets: theta ascends SIWAE_T and phi
+ascends M-IWAE, with the "reparam" or "stl" estimator.
+
+DReG for SIWAE (mixture posteriors). With `q(z|x) = sum_j alpha_j q_j(z|x)` and the
+responsibilities `gamma_k(z) = alpha_k q_k(z) / q(z)`, each stratified weight is an
+importance weight for the proposal q_k that actually drew it:
+
+    alpha_k w_tk = p(x, z_tk) gamma_k(z_tk) / q_k(z_tk)         (beta = 1),
+
+so with `f_tk = log alpha_k + log w_tk` and normalised weights
+`v_tk = softmax_{t,k}(f_tk)`, `SIWAE = log (1/T) sum_tk exp f_tk` has the total
+phi-gradient `sum_tk v_tk d f_tk / d phi`. Writing the z-independent parts
+`log q = log alpha_k + log q_k - log gamma_k`, for general beta:
+
+    d f_tk/d phi = (d_z f_tk) dz_tk/dphi - beta d_phi log q_k(z_tk)
+                   + (1 - beta) d_phi log alpha_k + beta d_phi log gamma_k(z_tk),
+
+(partial derivatives `d_phi` at fixed z). The score term is an expectation under the
+sampling distribution q_k itself, so the reparameterisation identity
+`E_{z~q_k}[g(z) d_phi log q_k(z)] = E_eps[d_z g(z) dz/dphi]` applies with
+`g = v_tk` (the other samples held fixed), and `d_z v_tk = v_tk (1 - v_tk) d_z f_tk`:
+
+    grad_phi SIWAE = E sum_tk [ (v_tk - beta v_tk (1 - v_tk)) (d_z f_tk) dz_tk/dphi
+                      + v_tk ((1 - beta) d_phi log alpha_k + beta d_phi log gamma_k(z_tk)) ].
+
+For beta = 1 the path coefficient is `v_tk^2`, and for K = 1 (gamma = alpha = 1) this
+is Tucker et al.'s IWAE-DReG, `sum_t v_t^2 (d_z log w_t) dz_t/dphi`. The surrogate
+differentiated is `sum_tk sg(c_tk) log w_tk[q stopped] + sum_tk sg(v_tk) ((1 - beta)
+log alpha_k + beta log gamma_k(sg z_tk))`, with `sg` = stop_gradient and `c_tk` the
+path coefficient; `tests/test_estimators.py` checks its expectation against the
+plain gradient's by Monte Carlo.
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvi import bounds
+
+tfd = tfp.distributions
+
+__all__ = ["ESTIMATORS", "check_estimator", "surrogates", "gradients",
+           "component_log_prob"]
+
+ESTIMATORS = ("reparam", "stl", "dreg", "score")
+
+
+def check_estimator(estimator, objective):
+    """Validates an (estimator, objective) pair; raises `ValueError` naming both."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(
+            f"Unknown `gradient_estimator` {estimator!r}; expected one of {list(ESTIMATORS)}.")
+    if estimator == "dreg" and objective not in ("iwae", "siwae"):
+        raise ValueError(
+            f"`gradient_estimator='dreg'` is defined for objectives 'iwae' and 'siwae'; "
+            f"got `objective={objective!r}`.")
+    if estimator == "score" and objective == "piwae":
+        raise ValueError("`gradient_estimator='score'` does not support 'piwae'; use "
+                         "'reparam' or 'stl'.")
+    return estimator
+
+
+def component_log_prob(q, z):
+    """`log q_k(z_tk|x)`, `[T, K, batch]`, for stratified samples `z` `[T, K, batch, d]`
+    (each sample scored by the component that drew it; `q.log_prob` for K = 1)."""
+    if isinstance(q, tfd.MixtureSameFamily):
+        z_bk = tf.transpose(z, [0, 2, 1, 3])  # [T, batch, K, d]
+        return tf.transpose(q.components_distribution.log_prob(z_bk), [0, 2, 1])
+    return q.log_prob(z[:, 0])[:, tf.newaxis]
+
+
+def _log_alpha_live(q, like):
+    if isinstance(q, tfd.MixtureSameFamily):
+        return tf.transpose(tf.nn.log_softmax(q.mixture_distribution.logits_parameter(), -1))
+    return tf.zeros_like(like[0])
+
+
+def surrogates(model, x, y, seed=None):
+    """Surrogates for the model's `gradient_estimator` and `objective`.
+
+    Args:
+      model: a `tfvi.models.VAE` (or subclass): `encoder`, `log_weight_terms`,
+        `bound_values`, `objective`, `objective_options`, `gradient_estimator`, `beta`.
+      x, y: a batch (encoder inputs, likelihood targets).
+      seed: stateless sampling seed, or None for the model's generator.
+
+    Returns:
+      `(targets, values)`: `targets` maps "model" and "inference" to scalar
+      surrogates (to be maximised, already averaged over the batch), `values` is the
+      dict of per-example `[batch]` diagnostics of `model.bound_values`.
+    """
+    estimator = model.gradient_estimator
+    objective = model.objective
+    options = dict(getattr(model, "objective_options", None) or {})
+    beta = tf.convert_to_tensor(model.beta)
+    check_estimator(estimator, objective)
+    stl = model.stl or estimator in ("stl", "dreg")
+    terms = model.log_weight_terms(x, y, stl=stl, seed=seed,
+                                   stop_sample_gradient=estimator == "score")
+    values = model.bound_values(terms)
+    ll, lp, lq = terms["log_likelihood"], terms["log_prior"], terms["log_posterior"]
+    log_alpha = terms["log_alpha"]
+    log_w = bounds.log_weights(ll, lp, lq, beta)
+
+    if estimator in ("reparam", "stl"):
+        if objective == "piwae":
+            pair = bounds.piwae(log_w, log_alpha, **options)
+            return ({"model": tf.reduce_mean(pair["model"]),
+                     "inference": tf.reduce_mean(pair["inference"])}, values)
+        value = tf.reduce_mean(values[objective])
+        return {"model": value, "inference": value}, values
+
+    z = tf.stop_gradient(terms["z"])
+    q = model.encoder(x)
+    if estimator == "dreg":
+        # theta: plain gradient of the bound (q is stopped: theta does not enter q).
+        model_target = tf.reduce_mean(bounds.siwae(log_w, log_alpha))
+        f = tf.stop_gradient(log_w + log_alpha[tf.newaxis])
+        v = tf.math.softmax(tf.reshape(f, [-1, tf.shape(f)[-1]]), axis=0)
+        v = tf.reshape(v, tf.shape(f))
+        coeff = tf.stop_gradient(v - beta * v * (1.0 - v))
+        path = tf.reduce_sum(coeff * log_w, axis=[0, 1])
+        if model.num_components > 1:
+            log_alpha_live = _log_alpha_live(q, lq)
+            log_gamma = (log_alpha_live[tf.newaxis] + component_log_prob(q, z)
+                         - q.log_prob(z))
+            explicit = tf.reduce_sum(
+                v * ((1.0 - beta) * log_alpha_live[tf.newaxis] + beta * log_gamma),
+                axis=[0, 1])
+            path = path + explicit
+        return {"model": model_target, "inference": tf.reduce_mean(path)}, values
+
+    # estimator == "score": z carries no gradient; add the score of each sample's
+    # own sampling distribution q_k, weighted by its (stopped) reward.
+    log_qk = component_log_prob(q, z)
+    value = values[objective]
+    if objective in ("elbo", "selbo"):
+        # SELBO = sum_k alpha_k (1/T) sum_t log w_tk: per-sample rewards.
+        t = tf.cast(tf.shape(log_w)[0], log_w.dtype)
+        reward = tf.stop_gradient(tf.exp(log_alpha)[tf.newaxis] * log_w / t)
+        score = tf.reduce_sum(reward * log_qk, axis=[0, 1])
+    else:
+        score = tf.stop_gradient(value) * tf.reduce_sum(log_qk, axis=[0, 1])
+    target = tf.reduce_mean(value + score)
+    return {"model": target, "inference": target}, values
+
+
+def gradients(model, x, y, seed=None, loss_scale=1.0):
+    """Gradients of `-surrogate` for `model.trainable_variables`, and the diagnostics.
+
+    Encoder variables differentiate the "inference" surrogate, every other trainable
+    variable the "model" one. `loss_scale` divides per-replica losses under a strategy.
+
+    Returns:
+      `(grads, loss, values)`: gradients aligned with `model.trainable_variables`,
+      the reported loss `-mean(objective)`, and the per-example diagnostics.
+    """
+    variables = model.trainable_variables
+    inference_ids = {id(v) for v in model.encoder.trainable_variables}
+    inference = [v for v in variables if id(v) in inference_ids]
+    generative = [v for v in variables if id(v) not in inference_ids]
+    with tf.GradientTape(persistent=True) as tape:
+        targets, values = surrogates(model, x, y, seed=seed)
+        model_loss = -targets["model"] * loss_scale
+        inference_loss = -targets["inference"] * loss_scale
+    g_model = tape.gradient(model_loss, generative) if generative else []
+    g_inf = tape.gradient(inference_loss, inference) if inference else []
+    del tape
+    by_id = {id(v): g for v, g in zip(generative, g_model)}
+    by_id.update({id(v): g for v, g in zip(inference, g_inf)})
+    grads = [by_id[id(v)] for v in variables]
+    loss = -tf.reduce_mean(values[model.objective])
+    return grads, loss, values
