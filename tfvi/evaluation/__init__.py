@@ -1,6 +1,15 @@
 """Evaluation: log-likelihood estimates, exact log-evidence, diagnostics."""
 
+from tfvi.evaluation.active_units import active_units, posterior_mean_variance
+from tfvi.evaluation.calibration import (
+    accuracy,
+    expected_calibration_error,
+    plot_reliability_diagram,
+    posterior_predictive,
+)
 from tfvi.evaluation.exact import exact_log_likelihood, linear_gaussian_log_marginal
 from tfvi.evaluation.likelihood import iwae_log_likelihood
 
-__all__ = ["exact_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
+__all__ = ["active_units", "posterior_mean_variance", "exact_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
+__all__ += ["accuracy", "expected_calibration_error", "plot_reliability_diagram",
+            "posterior_predictive"]

@@ -1,0 +1,120 @@
+"""The data registry and the paper transforms (tfvi.data.datasets)."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tfvi.data import datasets as D
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return D.load("digits", validation_fraction=0.1)
+
+
+def _first(ds):
+    return next(iter(ds))
+
+
+def test_bernoulli_digits_are_binarised_dynamically_and_evaluated_on_a_fixed_draw(digits):
+    p = D.prepare(digits, None, seed=0)
+    assert p.likelihood == "bernoulli" and p.binarization == "dynamic"
+    ds = p.train_dataset(64, shuffle=False)
+    first, second = _first(ds).numpy(), _first(ds).numpy()
+    assert set(np.unique(first)) <= {0.0, 1.0}
+    assert not np.array_equal(first, second)  # a fresh draw each epoch
+    again = D.prepare(digits, None, seed=0)
+    np.testing.assert_array_equal(p.eval_splits["test"][0], again.eval_splits["test"][0])
+    assert set(np.unique(p.eval_splits["test"][0])) <= {0.0, 1.0}
+    # The draw is unbiased: pixel frequencies follow the probabilities.
+    raw = digits.splits["train"][0]
+    mean = np.mean([_first(ds).numpy().mean() for _ in range(5)])
+    assert abs(mean - raw[:64].mean()) < 0.03
+
+
+def test_validation_split_is_a_disjoint_seeded_holdout(digits):
+    train, valid = digits.splits["train"][0], digits.splits["validation"][0]
+    assert len(train) + len(valid) == 1500 and len(valid) == 150
+    rows = {r.tobytes() for r in train}
+    assert sum(r.tobytes() in rows for r in valid) < 5  # digits has a few duplicates
+    again = D.load("digits", validation_fraction=0.1)
+    np.testing.assert_array_equal(again.splits["validation"][0], valid)
+
+
+def test_single_column_view_is_the_centre_column_of_the_target(digits):
+    p = D.prepare(digits, None, view="single_column", seed=0)
+    x, y, _ = p.eval_splits["test"]
+    assert x.shape[1] == 8 and y.shape[1] == 64 and p.input_dim == 8 and p.target_dim == 64
+    np.testing.assert_array_equal(x, y.reshape(-1, 8, 8)[:, :, 4])
+    bx, by = _first(p.train_dataset(16))
+    np.testing.assert_array_equal(bx.numpy(), by.numpy().reshape(-1, 8, 8)[:, :, 4])
+
+
+def test_label_target_uses_a_categorical_likelihood(digits):
+    p = D.prepare(digits, None, view="single_column", target="label")
+    x, y, labels = p.eval_splits["test"]
+    assert p.likelihood == "categorical" and p.target_dim == 10
+    np.testing.assert_array_equal(y, labels)
+    bx, by = _first(p.train_dataset(16))
+    assert by.dtype.name == "int32" and by.shape == (16,)
+
+
+def test_same_class_random_target_is_another_image_of_the_same_class(digits):
+    p = D.prepare(digits, "gaussian", target="same_class_random", seed=3)
+    raw, labels = digits.splits["train"]
+    index = {r.tobytes(): lab for r, lab in zip(raw, labels)}
+    bx, by = _first(p.train_dataset(50, shuffle=False))
+    x_labels = [index[r.tobytes()] for r in bx.numpy()]
+    y_labels = [index[r.tobytes()] for r in by.numpy()]
+    assert x_labels == y_labels
+    assert np.mean(np.all(bx.numpy() == by.numpy(), axis=1)) < 0.2  # mostly other images
+    partner = D._same_class_partner(labels, 10, seed=0)
+    np.testing.assert_array_equal(labels[partner], labels)
+
+
+def test_logit_normal_rescales_pixels_into_the_open_interval(digits):
+    p = D.prepare(digits, "logit_normal")
+    x = _first(p.train_dataset(200)).numpy()
+    assert p.binarization == "none"
+    assert x.min() >= 1e-3 - 1e-7 and x.max() <= 1 - 1e-3 + 1e-7
+    assert np.isclose(x.min(), 1e-3) and np.isclose(x.max(), 1 - 1e-3)
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    (dict(view="single_column"), "--view"),
+    (dict(target="label"), "--target"),
+    (dict(likelihood="bernoulli"), "--likelihood"),
+])
+def test_impossible_combinations_name_the_flag(kwargs, flag):
+    bundle = D.load("abs_toy")
+    with pytest.raises(ValueError, match=flag):
+        D.prepare(bundle, **kwargs)
+
+
+def test_unknown_dataset_lists_the_accepted_values():
+    with pytest.raises(ValueError, match=r"--dataset='nope'.*digits.*mnist"):
+        D.load("nope")
+
+
+@pytest.mark.parametrize("name, dim, labelled", [
+    ("mnist", 784, True), ("binarized_mnist", 784, False), ("fashion_mnist", 784, True),
+    ("cifar10", 3072, True), ("omniglot", 784, True)])
+def test_tfds_loaders_with_mock_data(tmp_path, name, dim, labelled):
+    with tfds.testing.mock_data(num_examples=12, data_dir=str(tmp_path)):
+        bundle = D.load(name, data_dir=str(tmp_path))
+    x, labels = bundle.splits["train"]
+    assert x.shape == (12, dim) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert (labels is not None) == labelled
+    p = D.prepare(bundle, None, seed=0)
+    batch = _first(p.train_dataset(4))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    assert batch.shape == (4, dim)
+    if bundle.image_shape[-1] == 1 and labelled:
+        col = D.prepare(bundle, None, view="single_column")
+        assert col.input_dim == bundle.image_shape[0]
+
+
+def test_missing_tfds_data_names_data_dir(tmp_path):
+    with pytest.raises(D.DataUnavailableError, match="--data_dir"):
+        D.load("mnist", data_dir=str(tmp_path))

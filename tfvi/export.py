@@ -1,0 +1,151 @@
+"""SavedModel export with serving signatures that load with TensorFlow alone.
+
+`export_model(model, path)` writes a SavedModel whose signatures (and same-named
+functions on the loaded object) return tensors or dicts of tensors only, so
+`tf.saved_model.load(path)` works in a process that imports neither tfvi nor
+TensorFlow Probability (TFP is pure Python over core ops; a `Distribution` output
+would need TFP to load, see DESIGN.md):
+
+* `encode(x)` -> the posterior parameters (`loc`, `scale_diag` or `scale_tril`, and
+  `logits` for a mixture; `[batch, K, d]` per component);
+* `decode(z)` -> the likelihood parameters (`logits`, or `loc` and `scale`);
+* `sample(n, seed)` -> `z ~ r(z)` `[n, d]`, `x ~ p(x|z_i)` and the likelihood
+  parameters; `seed` is a stateless `[2]` int32 seed;
+* `elbo(x)` -> `{"elbo": [batch]}`: the (stratified) ELBO estimated with
+  `ELBO_SAMPLES` samples per component and a fixed seed;
+* `log_likelihood(x, num_samples)` -> `{"log_likelihood": [batch]}`: the IWAE
+  estimate with `num_samples` samples (stratified over mixture components, chunked
+  in a `tf.while_loop`, log-sum-exp in float64), a fixed seed.
+
+When the likelihood scores a target other than the input (`--view=single_column`,
+`--target=label|same_class_random`), `elbo` and `log_likelihood` take `(x, y)`.
+`export/tfvi.json` records the shapes and the data flags the model was trained on.
+"""
+
+import json
+import math
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfvi import bounds
+
+__all__ = ["ServingModule", "export_model", "ELBO_SAMPLES", "SIGNATURES"]
+
+ELBO_SAMPLES = 16
+IWAE_CHUNK = 128
+SIGNATURES = ("encode", "decode", "sample", "elbo", "log_likelihood")
+
+
+class ServingModule(tf.Module):
+    """The serving functions of a tfvi encoder/decoder model (see module docstring).
+
+    Args:
+      model: a model with `encoder`, `decoder`, `prior`, `log_weight_terms`.
+      target_spec: `tf.TensorSpec` of the likelihood target when it is not the
+        encoder input (else None).
+    """
+
+    def __init__(self, model, target_spec=None):
+        super().__init__(name="tfvi_serving")
+        self.model = model
+        input_dim = int(model.input_dim)
+        latent_dim = int(model.latent_dim)
+        x_spec = tf.TensorSpec([None, input_dim], tf.float32, name="x")
+        z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+        n_spec = tf.TensorSpec([], tf.int32, name="n")
+        seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
+        s_spec = tf.TensorSpec([], tf.int32, name="num_samples")
+        self.has_target = target_spec is not None
+        self.encode = tf.function(self._encode, input_signature=[x_spec])
+        self.decode = tf.function(self._decode, input_signature=[z_spec])
+        self.sample = tf.function(self._sample, input_signature=[n_spec, seed_spec])
+        if self.has_target:
+            y_spec = tf.TensorSpec(target_spec.shape, target_spec.dtype, name="y")
+            self.elbo = tf.function(self._elbo, input_signature=[x_spec, y_spec])
+            self.log_likelihood = tf.function(self._log_likelihood,
+                                              input_signature=[x_spec, y_spec, s_spec])
+        else:
+            self.elbo = tf.function(lambda x: self._elbo(x, None), input_signature=[x_spec])
+            self.log_likelihood = tf.function(lambda x, num_samples: self._log_likelihood(
+                x, None, num_samples), input_signature=[x_spec, s_spec])
+
+    def _encode(self, x):
+        return dict(self.model.encoder.posterior_parameters(x))
+
+    def _decode(self, z):
+        return dict(self.model.decoder.decoder_parameters(z))
+
+    def _sample(self, n, seed):
+        seed_z, seed_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        z = self.model.prior().sample(n, seed=seed_z)
+        params = self.model.decoder.decoder_parameters(z)
+        x = self.model.decoder.distribution(params).sample(seed=seed_x)
+        return dict(params, z=z, x=tf.cast(x, tf.float32))
+
+    def _elbo(self, x, y):
+        terms = self.model.log_weight_terms(x, y, samples=ELBO_SAMPLES,
+                                            seed=tf.constant([0, 0], tf.int32))
+        log_w = bounds.log_weights(terms["log_likelihood"], terms["log_prior"],
+                                   terms["log_posterior"])
+        return {"elbo": bounds.selbo(log_w, terms["log_alpha"])}
+
+    def _log_likelihood(self, x, y, num_samples):
+        k = int(getattr(self.model, "num_components", 1))
+        per = tf.maximum(num_samples // k, 1)
+        chunk = tf.minimum(per, IWAE_CHUNK)
+        num_chunks = (per + chunk - 1) // chunk
+        acc = tf.fill(tf.shape(x)[:1], tf.constant(-math.inf, tf.float64))
+
+        def body(i, acc):
+            n = tf.minimum(chunk, per - i * chunk)
+            seed = tf.random.experimental.stateless_fold_in(tf.constant([1, 2], tf.int32), i)
+            terms = self.model.log_weight_terms(x, y, samples=n, seed=seed)
+            log_w = terms["log_likelihood"] + terms["log_prior"] - terms["log_posterior"]
+            log_w = tf.cast(log_w, tf.float64) + tf.cast(terms["log_alpha"], tf.float64)
+            return i + 1, tf.reduce_logsumexp(
+                tf.stack([acc, tf.reduce_logsumexp(log_w, axis=[0, 1])]), axis=0)
+
+        _, acc = tf.while_loop(lambda i, _: i < num_chunks, body, (tf.constant(0), acc))
+        return {"log_likelihood": acc - tf.math.log(tf.cast(per, tf.float64))}
+
+    def signatures(self):
+        return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+
+
+def export_model(model, path, target_spec=None, metadata=None):
+    """Writes the SavedModel to `path` atomically (temporary dir, then rename).
+
+    Args:
+      model: the trained model.
+      path: the export directory (replaced if it exists).
+      target_spec: `tf.TensorSpec` of the target if it differs from the input.
+      metadata: JSON-able dict stored in `path/tfvi.json` (with shapes added).
+
+    Returns:
+      the `ServingModule` that was saved (its functions are the in-memory reference).
+    """
+    module = ServingModule(model, target_spec)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    meta = dict(metadata or {})
+    meta.update(input_dim=int(model.input_dim), latent_dim=int(model.latent_dim),
+                num_components=int(getattr(model, "num_components", 1)),
+                signatures=list(SIGNATURES), has_target=module.has_target,
+                target_shape=None if target_spec is None else list(target_spec.shape),
+                target_dtype=None if target_spec is None else target_spec.dtype.name,
+                elbo_samples=ELBO_SAMPLES)
+    with open(os.path.join(tmp, "tfvi.json"), "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+    if os.path.exists(path):
+        stale = tempfile.mkdtemp(dir=parent, prefix=".tmp-stale-")
+        os.rename(path, os.path.join(stale, "old"))
+        os.rename(tmp, path)
+        shutil.rmtree(stale, ignore_errors=True)
+    else:
+        os.rename(tmp, path)
+    return module
