@@ -54,9 +54,12 @@ class _MLPDecoder(keras.layers.Layer):
 
     def build(self, input_shape):
         self.latent_dim = int(input_shape[-1])
-        self.trunk.build(input_shape)
-        self.head.build(self.trunk.compute_output_shape(input_shape))
-        if self.skip_layer is not None:
+        # Sublayers may already be built by a direct `decoder_parameters` call.
+        if not self.trunk.built:
+            self.trunk.build(input_shape)
+        if not self.head.built:
+            self.head.build(self.trunk.compute_output_shape(input_shape))
+        if self.skip_layer is not None and not self.skip_layer.built:
             self.skip_layer.build(input_shape)
         self.built = True
 

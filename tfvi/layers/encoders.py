@@ -81,7 +81,8 @@ class MixtureEncoder(keras.layers.Layer):
 
     def build(self, input_shape):
         self.input_dim = int(input_shape[-1])
-        self.trunk.build(input_shape)
+        if not self.trunk.built:
+            self.trunk.build(input_shape)
         h_shape = self.trunk.compute_output_shape(input_shape)
         for layer in (self.loc_layer, self.scale_layer, self.logits_layer):
             if layer is not None and not layer.built:
