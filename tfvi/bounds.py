@@ -43,6 +43,8 @@ __all__ = [
     "ALL_OBJECTIVES",
     "bound",
     "log_mean_exp",
+    "mim_cross_entropy",
+    "mim_regularizer",
 ]
 
 OBJECTIVES = ("elbo", "iwae", "selbo", "siwae")
@@ -316,3 +318,35 @@ def log_mean_exp(log_values, axis=0):
     n = tf.cast(tf.shape(log_values)[axis], log_values.dtype)
     return tf.reduce_logsumexp(log_values, axis=axis) - tf.math.log(n)
 
+
+def mim_cross_entropy(log_posterior, log_data_prior, log_likelihood, log_prior):
+    """Per-sample integrand of the MIM loss (seed 003, eq. 8; Algorithm 1, line 5):
+
+        l(x, z) = -1/2 [log q(z|x) + log q(x) + log p(x|z) + log p(z)]
+                = -1/2 [log q_theta(x, z) + log p_theta(x, z)],
+
+    so that L_MIM = E_{(x, z) ~ M_S}[l(x, z)], with M_S = 1/2 (P(x) q(z|x) + P(z) p(x|z))
+    the mixture of the anchored encoding and decoding distributions. With the marginal
+    data prior q(x) = E_p(z)[p(x|z)] (section 4.2), `log_data_prior` is its Jensen
+    bound log p(x|z') + log p(z') - log q(z'|x), z' ~ q(z|x), which makes `l` an upper
+    bound (Algorithm 2).
+
+    All arguments share one shape (e.g. `[num_samples, batch]`); returns that shape.
+    """
+    return -0.5 * (log_posterior + log_data_prior + log_likelihood + log_prior)
+
+
+def mim_regularizer(log_q_joint, log_p_joint):
+    """Per-sample consistency regulariser R_MIM (seed 003, eq. 10 and Appendix B.2.1):
+
+        r(x, z) = log 1/2 (q(x, z) + p(x, z)) - 1/2 (log q(x, z) + log p(x, z)) >= 0,
+
+    the log of the arithmetic over the geometric mean of the two model joints, so
+    R_MIM = E_{M_S}[r] = L_MIM - L_CE with L_CE = CE(M_S, 1/2 (q + p)). It is zero
+    exactly where q(x, z) = p(x, z). Computed with a logsumexp.
+    """
+    log_q_joint = tf.convert_to_tensor(log_q_joint)
+    log_p_joint = tf.convert_to_tensor(log_p_joint, dtype=log_q_joint.dtype)
+    log_mix = tf.reduce_logsumexp(tf.stack([log_q_joint, log_p_joint]), axis=0)
+    log_mix -= tf.math.log(tf.constant(2.0, log_q_joint.dtype))
+    return log_mix - 0.5 * (log_q_joint + log_p_joint)

@@ -3,6 +3,7 @@
 from tfvi.models.vae import VAE
 from tfvi.models import baselines
 from tfvi.models.vib import VIBClassifier
+from tfvi.models.mim import MIM, DecoderWeightWarmup, mim_callbacks
 
-__all__ = ["VAE"]
+__all__ = ["VAE", "MIM", "DecoderWeightWarmup", "mim_callbacks"]
 __all__ += ["VIBClassifier", "baselines"]
