@@ -22,3 +22,4 @@ __all__ = [
     "linear_gaussian",
     "load_digits",
 ]
+from tfvi.data import views  # noqa: E402  (seed 000 single-column / same-class views)
