@@ -93,6 +93,9 @@ class CheckpointManager:
 
     def save(self, model, epoch, state):
         """Saves after `epoch` (1-based count of finished epochs); returns the path."""
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)  # so restore gets its slots
         tmp = tempfile.mkdtemp(dir=self.directory, prefix=".tmp-")
         model.save_weights(os.path.join(tmp, "model.weights.h5"))
         state = dict(state, epoch=int(epoch))
@@ -178,7 +181,10 @@ class NaNGuard(keras.callbacks.Callback):
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         except Exception:  # pragma: no cover - exotic schedules
             lr = float("nan")
-        cause = (f"non-finite weights: {', '.join(bad_weights[:5])}" if bad_weights
+        num_float = sum(1 for v in self.model.weights if v.dtype.startswith("float"))
+        cause = (f"non-finite weights ({len(bad_weights)} of {num_float} tensors: "
+                 f"{', '.join(bad_weights[:5])}{', ...' if len(bad_weights) > 5 else ''})"
+                 if bad_weights
                  else "weights are finite, so the forward pass overflowed "
                       f"(non-finite: {', '.join(bad_logs)})")
         raise NonFiniteLossError(

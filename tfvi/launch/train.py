@@ -291,7 +291,9 @@ def train(f):
         "nll": {"estimator": "iwae", "num_samples": f.eval_iwae_samples,
                 "stratified": True, "seed": f.seed, "log_mean_exp": "float64"},
         "active_units": {"threshold": 1e-2, "statistic": "Var_x E_q[z_u]"},
-        "data": {"dataset": f.dataset, "binarization": prepared.binarization,
+        "data": {"dataset": f.dataset,
+                 "binarization": "dynamic in training, fixed seeded draw for evaluation"
+                 if prepared.binarization == "dynamic" else prepared.binarization,
                  "view": prepared.view, "target": prepared.target,
                  "likelihood": prepared.likelihood,
                  "eval_max_examples": f.eval_max_examples},

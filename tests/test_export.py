@@ -1,0 +1,129 @@
+"""SavedModel export: every signature loads in a process that imports only
+TensorFlow and agrees with the in-memory model."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvi
+from tfvi.export import ServingModule, export_model
+
+LOADER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    path, inputs, out = sys.argv[1:4]
+    data = np.load(inputs)
+    m = tf.saved_model.load(path)
+    sig = m.signatures
+    res = {}
+    for k, v in sig["encode"](x=tf.constant(data["x"])).items(): res["encode/" + k] = v.numpy()
+    for k, v in sig["decode"](z=tf.constant(data["z"])).items(): res["decode/" + k] = v.numpy()
+    for k, v in sig["sample"](n=tf.constant(7), seed=tf.constant([3, 4])).items():
+        res["sample/" + k] = v.numpy()
+    res["sample_many/z"] = m.sample(tf.constant(4000), tf.constant([5, 6]))["z"].numpy()
+    res["elbo/elbo"] = sig["elbo"](x=tf.constant(data["x"]))["elbo"].numpy()
+    res["log_likelihood/log_likelihood"] = sig["log_likelihood"](
+        x=tf.constant(data["x"]), num_samples=tf.constant(300))["log_likelihood"].numpy()
+    np.savez(out, **res)
+    mods = sorted(m for m in sys.modules if m.split(".")[0] in ("tfvi", "tensorflow_probability"))
+    print(json.dumps({"foreign_modules": mods, "signatures": sorted(sig)}))
+""")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = tfvi.models.VAE(
+        tfvi.layers.MixtureEncoder(2, components=3, hidden=(16,)),
+        tfvi.layers.BernoulliDecoder(64, hidden=(16,)),
+        objective="siwae", samples=2, input_dim=64, seed=0)
+    path = str(tmp_path_factory.mktemp("export") / "export")
+    module = export_model(model, path, metadata={"note": "test"})
+    x = tfvi.data.load_digits()["test_x"][:20]
+    z = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
+    inputs = str(tmp_path_factory.mktemp("io") / "in.npz")
+    np.savez(inputs, x=x, z=z)
+    out = inputs.replace("in.npz", "out.npz")
+    script = inputs.replace("in.npz", "load.py")
+    with open(script, "w") as f:
+        f.write(LOADER)
+    proc = subprocess.run([sys.executable, script, path, inputs, out], capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return model, module, path, x, z, dict(np.load(out)), report
+
+
+def test_loads_with_tensorflow_only(exported):
+    *_, report = exported
+    assert report["foreign_modules"] == []
+    assert report["signatures"] == sorted(["encode", "decode", "sample", "elbo",
+                                           "log_likelihood"])
+
+
+def test_encode_and_decode_match_the_model(exported):
+    model, _, _, x, z, res, _ = exported
+    params = model.encoder.posterior_parameters(tf.constant(x))
+    assert set(k.split("/")[1] for k in res if k.startswith("encode/")) == set(params)
+    for k, v in params.items():
+        np.testing.assert_allclose(res[f"encode/{k}"], v.numpy(), rtol=1e-5, atol=1e-6)
+    logits = model.decoder.decoder_parameters(tf.constant(z))["logits"].numpy()
+    np.testing.assert_allclose(res["decode/logits"], logits, rtol=1e-5, atol=1e-5)
+
+
+def test_sample_is_stateless_and_follows_the_prior(exported):
+    _, module, _, _, _, res, _ = exported
+    mem = module.sample(tf.constant(7), tf.constant([3, 4]))
+    for k, v in mem.items():
+        np.testing.assert_allclose(res[f"sample/{k}"], v.numpy(), rtol=1e-5, atol=1e-5)
+    assert res["sample/z"].shape == (7, 2) and res["sample/x"].shape == (7, 64)
+    assert set(np.unique(res["sample/x"])) <= {0.0, 1.0}
+    z = res["sample_many/z"]  # standard-normal prior: mean 0, covariance I
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=0.1)
+    np.testing.assert_allclose(np.cov(z.T), np.eye(2), atol=0.1)
+
+
+def test_elbo_and_log_likelihood_match_in_memory_and_tfvi_estimators(exported):
+    model, module, _, x, _, res, _ = exported
+    np.testing.assert_allclose(res["elbo/elbo"], module.elbo(tf.constant(x))["elbo"].numpy(),
+                               rtol=1e-5, atol=1e-4)
+    ll_mem = module.log_likelihood(tf.constant(x), tf.constant(300))["log_likelihood"].numpy()
+    np.testing.assert_allclose(res["log_likelihood/log_likelihood"], ll_mem, rtol=1e-6,
+                               atol=1e-4)
+    # Same estimator as tfvi.evaluation (different seeds): agree up to MC noise.
+    ref = tfvi.evaluation.iwae_log_likelihood(model, x, num_samples=300, seed=1)
+    assert abs(ref.mean() - ll_mem.mean()) < 0.1
+    # The ELBO of the model (many draws) is below the IWAE estimate.
+    terms = model.log_weight_terms(tf.constant(x), samples=500, seed=tf.constant([9, 9]))
+    elbo = model.bound_values(terms)["elbo"].numpy()
+    np.testing.assert_allclose(res["elbo/elbo"].mean(), elbo.mean(), atol=0.3)
+    assert ll_mem.mean() > elbo.mean()
+
+
+def test_metadata_is_written(exported):
+    _, _, path, *_ = exported
+    with open(os.path.join(path, "tfvi.json")) as f:
+        meta = json.load(f)
+    assert meta["input_dim"] == 64 and meta["latent_dim"] == 2 and meta["num_components"] == 3
+    assert meta["note"] == "test" and not meta["has_target"]
+
+
+def test_export_with_a_separate_target():
+    """Single-column view: `elbo`/`log_likelihood` take `(x, y)`."""
+    model = tfvi.models.VAE(tfvi.layers.GaussianEncoder(2, hidden=(8,)),
+                            tfvi.layers.BernoulliDecoder(64, hidden=(8,)),
+                            objective="iwae", samples=3, input_dim=8, seed=0)
+    module = ServingModule(model, tf.TensorSpec([None, 64], tf.float32))
+    y = tfvi.data.load_digits()["test_x"][:4]
+    x = y.reshape(-1, 8, 8)[:, :, 4]
+    ll = module.log_likelihood(tf.constant(x), tf.constant(y), tf.constant(50))
+    ref = tfvi.evaluation.iwae_log_likelihood(model, x, num_samples=50, y=y)
+    assert ll["log_likelihood"].shape == (4,)
+    assert abs(ll["log_likelihood"].numpy().mean() - ref.mean()) < 1.0

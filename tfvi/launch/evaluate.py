@@ -1,0 +1,220 @@
+"""`tfvi-eval` (= `python -m tfvi.launch.evaluate`): score an export on a data split.
+
+    tfvi-eval --path=/tmp/tfvi-digits            # a workdir (uses its export/)
+    tfvi-eval --path=/tmp/tfvi-digits/export --split=train --num_samples=5000
+
+Loads the SavedModel with `tf.saved_model.load` (no tfvi model code is needed to
+score it), rebuilds the evaluation split with the data flags recorded in
+`export/tfvi.json` (same fixed binarisation, view and target as in training), and
+reports the mean ELBO and IWAE-k log-likelihood (NLL = -IWAE-k), printed as a table
+and written as JSON (`--output`, default `<workdir>/eval_<split>.json`).
+
+Extension point: `EVAL_METRICS[name] = fn(loaded, x, y, flags) -> {metric: value}`
+adds a metric selectable with `--metrics` (e.g. AIS, registered by its family module).
+"""
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+PROG = "tfvi-eval"
+
+EVAL_METRICS = {}
+
+
+def register_metric(name):
+    def wrap(fn):
+        EVAL_METRICS[name] = fn
+        return fn
+
+    return wrap
+
+
+def _batches(x, y, batch_size):
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size], None if y is None else y[start:start + batch_size]
+
+
+def _call(fn, x, y, *extra):
+    import tensorflow as tf
+
+    args = [tf.constant(x, tf.float32)]
+    if y is not None:
+        args.append(tf.constant(y))
+    return fn(*args, *[tf.constant(e, tf.int32) for e in extra])
+
+
+@register_metric("elbo")
+def elbo_metric(loaded, x, y, f):
+    import numpy as np
+
+    values = np.concatenate([_call(loaded.elbo, xb, yb)["elbo"].numpy()
+                             for xb, yb in _batches(x, y, f.batch_size)])
+    return {"elbo": float(values.mean())}
+
+
+@register_metric("iwae")
+def iwae_metric(loaded, x, y, f):
+    import numpy as np
+
+    values = np.concatenate([
+        _call(loaded.log_likelihood, xb, yb, f.num_samples)["log_likelihood"].numpy()
+        for xb, yb in _batches(x, y, f.batch_size)])
+    mean = float(values.mean())
+    return {f"iwae_{f.num_samples}_log_likelihood": mean, "nll": -mean,
+            "nll_standard_error": float(values.std(ddof=1) / np.sqrt(len(values)))
+            if len(values) > 1 else 0.0}
+
+
+def _binarization_note(binarization):
+    if binarization == "dynamic":
+        return "fixed seeded draw (training used dynamic binarisation)"
+    return binarization
+
+
+def define_flags():
+    if "path" in FLAGS:
+        return
+    flags.DEFINE_string("path", None, "A tfvi workdir or its export/ directory.")
+    flags.DEFINE_string("split", "test", "Data split: train, validation, test.")
+    flags.DEFINE_string("dataset", None, "Data set (default: the one the model was trained on).")
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the training one).")
+    flags.DEFINE_integer("num_samples", 1000, "k of the IWAE-k log-likelihood estimate.")
+    flags.DEFINE_integer("batch_size", 100, "Examples per call of the serving functions.")
+    flags.DEFINE_integer("max_examples", 0, "Score only the first N examples (0: all).")
+    flags.DEFINE_list("metrics", ["elbo", "iwae"], "Metrics to compute (registered: "
+                      "tfvi.launch.evaluate.EVAL_METRICS; built in: elbo, iwae).")
+    flags.DEFINE_string("output", None, "JSON output path (default: "
+                        "<workdir>/eval_<split>.json).")
+    flags.DEFINE_integer("verbose", 1, "0: quiet, 1: print the table.")
+
+
+def _error(message, status=2):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def resolve_export(path):
+    """`path` (workdir or export dir) -> (export dir, workdir or None)."""
+    if path is None:
+        raise ValueError("--path is required: a tfvi workdir or its export/ directory.")
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        parent = os.path.dirname(os.path.abspath(path))
+        return path, parent if os.path.exists(os.path.join(parent, "flags.json")) else None
+    if os.path.exists(os.path.join(path, "export", "saved_model.pb")):
+        return os.path.join(path, "export"), path
+    raise ValueError(f"--path={path} is neither a SavedModel directory nor a workdir with "
+                     "export/ (train with --export).")
+
+
+def evaluate(f):
+    """Runs the evaluation for parsed flags; returns the result dict."""
+    for name in f.metrics:
+        if name not in EVAL_METRICS:
+            raise ValueError(f"--metrics={name!r} is not accepted; accepted values: "
+                             f"{', '.join(sorted(EVAL_METRICS))}.")
+    if f.split not in ("train", "validation", "test"):
+        raise ValueError(f"--split={f.split!r} is not accepted; accepted values: train, "
+                         "validation, test.")
+    for name in ("num_samples", "batch_size"):
+        if getattr(f, name) < 1:
+            raise ValueError(f"--{name}={getattr(f, name)} is not accepted; accepted values: "
+                             "integers >= 1.")
+    export_dir, workdir = resolve_export(f.path)
+    with open(os.path.join(export_dir, "tfvi.json")) as fh:
+        meta = json.load(fh)
+    train_flags = meta.get("flags", {})
+    import tensorflow as tf
+
+    from tfvi.data import datasets
+
+    dataset = f.dataset or train_flags.get("dataset")
+    bundle = datasets.load(dataset, data_dir=f.data_dir or train_flags.get("data_dir"),
+                           seed=train_flags.get("seed", 0),
+                           validation_fraction=train_flags.get("validation_fraction", 0.0))
+    likelihood = train_flags.get("likelihood", "auto")
+    prepared = datasets.prepare(bundle, None if likelihood == "auto" else likelihood,
+                                train_flags.get("view", "full"),
+                                train_flags.get("target", "input"),
+                                seed=train_flags.get("seed", 0))
+    if f.split not in prepared.eval_splits:
+        raise ValueError(f"--split={f.split} does not exist here; accepted values: "
+                         f"{', '.join(sorted(prepared.eval_splits))}.")
+    if prepared.input_dim != meta["input_dim"]:
+        raise ValueError(f"--dataset={dataset} has input size {prepared.input_dim} but the "
+                         f"model expects {meta['input_dim']}.")
+    x, y, _ = prepared.eval_splits[f.split]
+    if f.max_examples:
+        x = x[:f.max_examples]
+        y = None if y is None else y[:f.max_examples]
+    if not meta.get("has_target"):
+        y = None
+    elif meta.get("target_dtype") == "int32":
+        y = y.astype("int32")
+    start = time.time()
+    loaded = tf.saved_model.load(export_dir)
+    results = {}
+    for name in f.metrics:
+        results.update(EVAL_METRICS[name](loaded, x, y, f))
+    out = {
+        "export": os.path.abspath(export_dir),
+        "dataset": dataset, "split": f.split, "num_examples": int(len(x)),
+        "metrics": results,
+        "settings": {"iwae_num_samples": f.num_samples, "iwae_stratified": True,
+                     "elbo_samples_per_component": meta.get("elbo_samples"),
+                     "seeds": "fixed stateless seeds inside the export",
+                     "binarization": _binarization_note(prepared.binarization),
+                     "view": prepared.view,
+                     "target": prepared.target},
+        "seconds": time.time() - start,
+    }
+    output = f.output or os.path.join(workdir or export_dir, f"eval_{f.split}.json")
+    from tfvi.callbacks import write_json_atomic
+
+    write_json_atomic(output, out)
+    out["output"] = output
+    if f.verbose:
+        print(f"{PROG}: {out['export']} on {dataset}/{f.split} ({len(x)} examples)")
+        print(f"{'metric':<32}{'value':>12}")
+        for name, value in results.items():
+            print(f"{name:<32}{value:>12.4f}")
+        print(f"{PROG}: wrote {output}")
+    return out
+
+
+def main(argv):
+    if len(argv) > 1:
+        _error(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help).")
+    from absl import logging
+
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    try:
+        evaluate(FLAGS)
+    except ValueError as err:
+        _error(str(err))
+
+
+def parse_flags(argv):
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        _error(str(err).splitlines()[0])
+
+
+def run():
+    from tfvi.launch import families
+
+    families.import_all()  # families may register metrics (e.g. AIS)
+    define_flags()
+    app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    run()
