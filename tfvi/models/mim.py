@@ -87,7 +87,7 @@ class MIM(VAE):
                     "gradient_estimator"):
             kwargs.pop(key, None)
         super().__init__(_deserialize(encoder), _deserialize(decoder), _deserialize(prior),
-                         objective="elbo", samples=1, beta=1.0, stl=False,
+                         objective="selbo", samples=1, beta=1.0, stl=False,
                          input_dim=None, seed=seed, **kwargs)
         if not isinstance(symmetric, bool):
             raise ValueError(f"`symmetric` must be True (MIM) or False (A-MIM); got {symmetric!r}.")
@@ -118,7 +118,7 @@ class MIM(VAE):
         if not self.latent_anchor.built:
             self.latent_anchor.build()
         if self.data_prior is not None and not self.data_prior.built:
-            self.data_prior.build()
+            self.data_prior.build(None)
         self.built = True
 
     # ---------------------------------------------------------------- the math
