@@ -12,6 +12,8 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfvi import bounds, distributions, layers, models, priors  # noqa: E402
 from tfvi import data, evaluation  # noqa: E402
+from tfvi import mcmc  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["bounds", "data", "distributions", "evaluation", "layers", "models", "priors"]
+__all__ += ["mcmc"]
