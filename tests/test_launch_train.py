@@ -1,0 +1,175 @@
+"""tfvi-train: flags, workdir contents, refusal of foreign workdirs, resume after
+SIGKILL, one-line errors for bad flags."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from absl import flags
+
+from tfvi.launch import train as T
+from tfvi.launch.flags import FlagError
+
+T.setup()
+FLAGS = flags.FLAGS
+TINY = ["--preset=smoke", "--jit_compile=false", "--eval_iwae_samples=50",
+        "--eval_max_examples=200"]
+
+
+def parse(*args):
+    FLAGS.unparse_flags()
+    FLAGS(["tfvi-train", *args])
+    return FLAGS
+
+
+def run_cli(args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, "-m", "tfvi.launch.train", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """Starts a 12-epoch run, SIGKILLs it after its 2nd checkpoint, reruns it."""
+    workdir = str(tmp_path_factory.mktemp("resume") / "w")
+    args = TINY + ["--epochs=12", f"--workdir={workdir}", "--verbose=0"]
+    proc = run_cli(args + ["--noexport", "--noplots"])  # run-control flags only
+    first = os.path.join(workdir, "checkpoints", "epoch-00002", "state.json")
+    deadline = time.time() + 400
+    while not os.path.exists(first) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    ckpt_dirs = glob.glob(os.path.join(workdir, "checkpoints", "epoch-*"))
+    complete_after_kill = all(os.path.exists(os.path.join(d, "state.json")) and
+                              os.path.exists(os.path.join(d, "model.weights.h5"))
+                              for d in ckpt_dirs)
+    states = [json.load(open(os.path.join(d, "state.json"))) for d in sorted(ckpt_dirs)]
+    killed_epoch = max(s["epoch"] for s in states)
+    rerun = run_cli(args)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err[-3000:]
+    return dict(workdir=workdir, states=states, killed_epoch=killed_epoch, out=out,
+                complete_after_kill=complete_after_kill, args=args)
+
+
+def test_sigkill_leaves_only_complete_checkpoints(killed_and_resumed):
+    assert killed_and_resumed["complete_after_kill"]
+    assert 2 <= killed_and_resumed["killed_epoch"] < 12
+
+
+def test_rerun_resumes_and_finishes(killed_and_resumed):
+    metrics = json.load(open(os.path.join(killed_and_resumed["workdir"], "metrics.json")))
+    assert metrics["epochs_trained"] == 12
+    last = max(killed_and_resumed["states"], key=lambda s: s["epoch"])
+    k = last["epoch"]
+    # The history up to the kill is the killed run's own: training continued, not restarted.
+    assert metrics["history"]["loss"][:k] == last["history"]["loss"]
+    assert killed_and_resumed["out"] == ""  # --verbose=0 is quiet
+
+
+def test_workdir_has_every_item(killed_and_resumed):
+    w = killed_and_resumed["workdir"]
+    metrics = json.load(open(os.path.join(w, "metrics.json")))
+    for split in ("train", "test"):
+        m = metrics[split]
+        for key in ("loss", "siwae", "elbo", "reconstruction", "kl", "nll",
+                    "iwae_50_log_likelihood", "active_units", "num_examples"):
+            assert key in m, (split, key)
+        assert m["nll"] > 0 and m["elbo"] <= -m["nll"] + 0.5
+    assert metrics["estimators"]["nll"]["num_samples"] == 50
+    assert metrics["versions"]["tensorflow"].startswith("2.")
+    assert metrics["flags"]["epochs"] == 12 and metrics["flags"]["workdir"] == w
+    assert metrics["wall_time_seconds"]["train"] > 0
+    assert sorted(os.listdir(os.path.join(w, "plots"))) == [
+        "latent.png", "posterior_density.png", "reconstructions.png", "samples.png",
+        "training_curves.png"]
+    assert glob.glob(os.path.join(w, "tensorboard", "train", "events.out.tfevents.*"))
+    assert glob.glob(os.path.join(w, "tensorboard", "images", "events.out.tfevents.*"))
+    assert os.path.exists(os.path.join(w, "export", "saved_model.pb"))
+    assert os.path.exists(os.path.join(w, "export", "tfvi.json"))
+    assert len(glob.glob(os.path.join(w, "checkpoints", "epoch-*"))) == 2  # --checkpoint_keep
+    assert not glob.glob(os.path.join(w, "checkpoints", ".tmp-*"))
+
+
+def test_resumed_run_matches_an_uninterrupted_one(killed_and_resumed, tmp_path, capsys):
+    args = [a for a in killed_and_resumed["args"] if not a.startswith(("--workdir",
+                                                                       "--verbose"))]
+    metrics = T.train(parse(*args, f"--workdir={tmp_path / 'w'}", "--verbose=1",
+                            "--noexport", "--noplots"))
+    assert "Epoch 12/12" in capsys.readouterr().out  # Keras progress bar by default
+    resumed = json.load(open(os.path.join(killed_and_resumed["workdir"], "metrics.json")))
+    for split in ("train", "test"):
+        assert abs(metrics[split]["nll"] - resumed[split]["nll"]) < 1.5
+    first_loss = metrics["history"]["loss"][0]
+    assert resumed["test"]["nll"] < first_loss  # both trained
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--epochs=-1"], "--epochs"),
+    (["--latent_dim=0"], "--latent_dim"),
+    (["--dataset=nope"], "--dataset"),
+    (["--objective=iwae"], "--objective"),        # a 5-component mixture posterior
+    (["--objective=nope"], "--objective"),
+    (["--model=nope"], "--model"),
+    (["--strategy=nope"], "--strategy"),
+    (["--dataset=abs_toy", "--view=single_column"], "--view"),
+    (["--dataset=mnist", "--data_dir={tmp}"], "--data_dir"),
+    (["--encoder_hidden=10,x"], "--encoder_hidden"),
+    (["--posterior=gaussian", "--components=3"], "--components"),
+])
+def test_bad_flags_name_the_flag_and_write_nothing(tmp_path, args, flag):
+    workdir = tmp_path / "w"
+    args = [a.format(tmp=tmp_path / "tfds") for a in args]
+    with pytest.raises((FlagError, T.LaunchError)) as info:
+        T.train(parse(*TINY, f"--workdir={workdir}", *args))
+    message = str(info.value)
+    assert flag in message and "\n" not in message
+    assert "accepted" in message or "not found" in message
+    assert not workdir.exists()
+
+
+def test_cli_error_is_one_line_and_non_zero(tmp_path):
+    workdir = tmp_path / "w"
+    proc = run_cli([f"--workdir={workdir}", "--dataset=nope", "--epochs=2"])
+    _, err = proc.communicate(timeout=300)
+    ours = [line for line in err.splitlines() if line.startswith("tfvi-train")]
+    assert proc.returncode == 2
+    assert ours == [err.strip().splitlines()[-1]] and "--dataset='nope'" in ours[0]
+    assert "digits" in ours[0] and not workdir.exists()
+    proc = run_cli([f"--workdir={workdir}", "--epochs=abc"])
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and err.strip().splitlines()[-1].startswith(
+        "tfvi-train: error: flag --epochs=abc")
+
+
+def test_workdir_with_other_flags_is_refused_unless_overwrite(tmp_path):
+    workdir = tmp_path / "w"
+    base = TINY + [f"--workdir={workdir}", "--epochs=1", "--verbose=0", "--noexport",
+                   "--noplots"]
+    T.train(parse(*base))
+    with pytest.raises(T.LaunchError, match=r"different flags .*--latent_dim: 2 -> 3.*"
+                                            r"--overwrite"):
+        T.train(parse(*base, "--latent_dim=3"))
+    metrics = T.train(parse(*base, "--latent_dim=3", "--overwrite"))
+    assert metrics["flags"]["latent_dim"] == 3
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(T.LaunchError, match="not a tfvi workdir"):
+        T.train(parse(*TINY, f"--workdir={tmp_path / 'other'}", "--overwrite"))
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_presets_fill_only_unset_flags():
+    f = parse("--preset=smoke", "--epochs=5")
+    T.tfvi_flags.apply_preset(f)
+    assert f.epochs == 5 and f.latent_dim == 2 and f.encoder_hidden == ["32"]
