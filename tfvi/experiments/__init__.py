@@ -1,0 +1,1 @@
+"""Reproduction scripts for the seed papers' experiments (`python -m tfvi.experiments.X`)."""

@@ -1,0 +1,83 @@
+"""`--model=mim` / `--model=amim`: `tfvi.models.MIM` (seed 003), symmetric or A-MIM,
+with the decoder-weight warm-up and early stopping of section 5, and the
+representation metrics (KSG MI, k-NN accuracy, RMSE, k-means purity/NMI) in
+metrics.json.
+
+    tfvi-train --model=mim --objective=mim --dataset=digits --posterior=gaussian \
+      --prior=mog --validation_fraction=0.1 --mim_warmup_epochs=3 --workdir=runs/mim
+
+`--objective` must be `mim` (the model trains the MIM loss, eq. 8 / eq. 13).
+"""
+
+import keras
+import numpy as np
+from absl import flags as absl_flags
+
+from tfvi import models
+from tfvi.launch.families.vae import build_parts
+from tfvi.launch.registry import ModelFamily, register_model
+
+absl_flags.DEFINE_integer("mim_warmup_epochs", 3, "--model=mim|amim: epochs over which the "
+                          "decoder weight rises from 0 to 1/2; also the early-stopping "
+                          "patience on the validation MIM loss (seed 003, section 5).")
+absl_flags.DEFINE_integer("mim_ksg_points", 3000, "--model=mim|amim: at most this many "
+                          "(x, z) test pairs for the KSG mutual information.")
+
+
+def _builder(symmetric):
+    def build(flags, prepared):
+        encoder, decoder, prior = build_parts(flags, prepared)
+        return models.MIM(encoder, decoder, prior, symmetric=symmetric,
+                          input_dim=prepared.input_dim, seed=flags.seed,
+                          name="mim" if symmetric else "amim")
+    return build
+
+
+def mim_callbacks(model, prepared, flags):
+    """The warm-up; with a validation split (--validation_fraction) and no launcher-wide
+    --early_stopping_patience, also section 5's early stopping (patience = warm-up)."""
+    warmup = models.DecoderWeightWarmup(flags.mim_warmup_epochs)
+    if "validation" not in prepared.eval_splits or flags.early_stopping_patience:
+        return [warmup]
+    return [warmup, keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=max(flags.mim_warmup_epochs, 1),
+        start_from_epoch=flags.mim_warmup_epochs, restore_best_weights=True)]
+
+
+def evaluate_mim(model, prepared, flags):
+    """Representation metrics per split (k-NN classifiers are fitted on train codes)."""
+    from tfvi import mim_plots
+    from tfvi.evaluation import (cluster_scores, knn_accuracy, ksg_mutual_information,
+                                 latent_codes, reconstruction_rmse)
+
+    x_tr, _, labels_tr = prepared.eval_splits["train"]
+    codes_tr = latent_codes(model, x_tr)
+    out = {}
+    for split, (x, y, labels) in prepared.eval_splits.items():
+        n = min(len(x), flags.eval_max_examples or len(x))
+        x, y = x[:n], (x if y is None else y)[:n]
+        codes = latent_codes(model, x)
+        metrics = {
+            "ksg_mutual_information": ksg_mutual_information(
+                x, latent_codes(model, x, sample=True, seed=flags.seed), k=5,
+                max_points=flags.mim_ksg_points, seed=flags.seed),
+            "reconstruction_rmse": reconstruction_rmse(y, mim_plots.reconstruct(
+                model, x, flags.seed)),
+        }
+        if labels is not None and labels_tr is not None:
+            labels = np.asarray(labels)[:n]
+            for k, acc in knn_accuracy(codes_tr, labels_tr, codes, labels,
+                                       k=[1, 3, 5, 10]).items():
+                metrics[f"knn{k}_accuracy"] = acc
+            scores = cluster_scores(codes, labels, seed=flags.seed)
+            metrics["kmeans_purity"], metrics["kmeans_nmi"] = scores["purity"], scores["nmi"]
+        out[split] = metrics
+    return out
+
+
+for _name, _symmetric in (("mim", True), ("amim", False)):
+    register_model(ModelFamily(
+        name=_name, build=_builder(_symmetric), objectives=("mim",),
+        help=("Mutual Information Machine (tfvi.models.MIM, seed 003)" if _symmetric
+              else "asymmetric MIM, encoding samples only (tfvi.models.MIM(symmetric=False))"),
+        evaluate=evaluate_mim, callbacks=mim_callbacks))
