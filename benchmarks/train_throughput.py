@@ -9,11 +9,12 @@ Configurations (issue 2, "Benchmark"):
                     (784-200-200-50, tanh, both directions), batch 128;
   (c) siwae5x10_784: SIWAE K=5 components x T=10 samples (diagonal mixture encoder),
                     the same model and data as (b): K*T = 50 likelihood evaluations too.
-Each runs `model.fit` with `jit_compile=True` and `False`. Timing: `fit` runs
-`1 + repeats` epochs of a fixed number of steps on an in-memory, repeated dataset; the
-first epoch (tracing + XLA compilation) is reported separately as `first_epoch_s` and
-excluded; the steady-state step time is the median over the remaining epochs (the
-machine is shared and noisy, so min and max are kept in the JSON too).
+Each runs `model.fit` with `jit_compile=True` and `False`. Timing: every run gets a
+warm-up epoch (tracing + XLA compilation, reported as `first_epoch_s`, excluded), then
+`repeats` rounds in which each run fits one epoch of a fixed number of steps on an
+in-memory repeated dataset, round-robin in a rotating order, so that load drift on a
+shared machine affects every run alike; the steady-state step time is the median over
+the rounds (min and max are kept in the JSON too).
 
 Prints a table and writes `benchmarks/results/train_throughput.json`.
 With `--breakdown`, also times the parts of one (b)/(c) step in isolation (encoder +
@@ -93,32 +94,61 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def measure(name, cfg, jit_compile, repeats, steps_scale, seed=0):
-    keras.utils.set_random_seed(seed)
-    steps = max(2, int(round(cfg["steps"] * steps_scale)))
-    x = dataset_array(cfg["data"])
-    ds = (tf.data.Dataset.from_tensor_slices(x).repeat().batch(cfg["batch_size"],
-                                                               drop_remainder=True)
-          .prefetch(tf.data.AUTOTUNE))
-    model = build_model(cfg, seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
-    timer = EpochTimer()
-    history = model.fit(ds, epochs=1 + repeats, steps_per_epoch=steps, verbose=0,
-                        callbacks=[timer])
-    loss = history.history["loss"]
-    if not np.all(np.isfinite(loss)):
-        raise FloatingPointError(f"{name}: non-finite loss {loss}")
-    step_times = [t / steps for t in timer.times[1:]]
-    step = statistics.median(step_times)
-    return {
-        "config": name, "label": cfg["label"], "jit_compile": jit_compile,
-        "batch_size": cfg["batch_size"], "steps_per_epoch": steps, "epochs_timed": repeats,
-        "step_ms_median": 1e3 * step, "step_ms_min": 1e3 * min(step_times),
-        "step_ms_max": 1e3 * max(step_times),
-        "examples_per_s": cfg["batch_size"] / step,
-        "first_epoch_s": timer.times[0],
-        "loss_first_epoch": float(loss[0]), "loss_last_epoch": float(loss[-1]),
-    }
+def measure_all(runs, repeats, steps_scale, seed=0):
+    """Round-robin timing of every (config, XLA) run: a warm-up epoch each (tracing and
+    compilation), then `repeats` rounds of one epoch per run, in a rotating order, so
+    load drift on a shared machine hits every run alike and the ratios stay fair."""
+    models, datasets, steps, first_epoch, times, losses = {}, {}, {}, {}, {}, {}
+    arrays = {}
+    for name, jit in runs:
+        cfg = CONFIGS[name]
+        keras.utils.set_random_seed(seed)
+        steps[name, jit] = max(2, int(round(cfg["steps"] * steps_scale)))
+        if cfg["data"] not in arrays:
+            arrays[cfg["data"]] = dataset_array(cfg["data"])
+        datasets[name, jit] = (
+            tf.data.Dataset.from_tensor_slices(arrays[cfg["data"]]).repeat()
+            .batch(cfg["batch_size"], drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+        model = build_model(cfg, seed)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit)
+        models[name, jit] = model
+        times[name, jit], losses[name, jit] = [], []
+
+    def epoch(key):
+        timer = EpochTimer()
+        history = models[key].fit(datasets[key], epochs=1, steps_per_epoch=steps[key],
+                                  verbose=0, callbacks=[timer])
+        losses[key].append(float(history.history["loss"][-1]))
+        if not np.isfinite(losses[key][-1]):
+            raise FloatingPointError(f"{key}: non-finite loss {losses[key][-1]}")
+        return timer.times[-1]
+
+    for key in runs:
+        first_epoch[key] = epoch(key)
+        print(f"  warm-up {key[0]:<14} XLA {'on ' if key[1] else 'off'} "
+              f"{first_epoch[key]:6.1f} s", file=sys.stderr, flush=True)
+    for r in range(repeats):
+        order = runs[r % len(runs):] + runs[:r % len(runs)]
+        for key in order:
+            times[key].append(epoch(key) / steps[key])
+        print(f"  round {r + 1}/{repeats} done", file=sys.stderr, flush=True)
+
+    rows = []
+    for key in runs:
+        name, jit = key
+        cfg, step_times = CONFIGS[name], times[key]
+        step = statistics.median(step_times)
+        rows.append({
+            "config": name, "label": cfg["label"], "jit_compile": jit,
+            "batch_size": cfg["batch_size"], "steps_per_epoch": steps[key],
+            "epochs_timed": repeats,
+            "step_ms_median": 1e3 * step, "step_ms_min": 1e3 * min(step_times),
+            "step_ms_max": 1e3 * max(step_times),
+            "examples_per_s": cfg["batch_size"] / step,
+            "first_epoch_s": first_epoch[key],
+            "loss_first_epoch": losses[key][0], "loss_last_epoch": losses[key][-1],
+        })
+    return rows
 
 
 def _time_fn(fn, repeats=20):
@@ -198,7 +228,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: --repeats 2 --steps_scale 0.2")
     parser.add_argument("--breakdown", action="store_true",
-                        help="also time the parts of one (b)/(c) step")
+                        help="also time the parts of one step of each configuration")
     parser.add_argument("--output", default=os.path.join(RESULTS, "train_throughput.json"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -214,13 +244,8 @@ def main(argv=None):
         raise ValueError(f"--repeats must be >= 1; got {args.repeats}")
 
     load_before = os.getloadavg()
-    rows = []
-    for name in names:
-        for mode in args.xla.split(","):
-            row = measure(name, CONFIGS[name], modes[mode], args.repeats, args.steps_scale)
-            rows.append(row)
-            print(f"  {name:<15} XLA {mode:<3} {row['examples_per_s']:9.0f} examples/s "
-                  f"({row['step_ms_median']:.2f} ms/step)", file=sys.stderr, flush=True)
+    runs = [(name, modes[mode]) for name in names for mode in args.xla.split(",")]
+    rows = measure_all(runs, args.repeats, args.steps_scale)
     result = {
         "benchmark": "train_throughput",
         "command": " ".join(["python", "benchmarks/train_throughput.py", *(argv or sys.argv[1:])]),
@@ -250,7 +275,7 @@ def main(argv=None):
             f"{k}: {v:.2f}x" for k, v in speedups.items()))
     if args.breakdown:
         result["breakdown_ms"] = {}
-        for name in [n for n in names if n != "digits_elbo"]:
+        for name in names:
             parts = breakdown(name, CONFIGS[name], jit_compile=True)
             result["breakdown_ms"][name] = parts
             print(f"\nbreakdown of one {name} step (XLA, ms, each part compiled alone):")
