@@ -9,7 +9,24 @@ from tfvi.layers.decoders import (
 )
 from tfvi.layers.encoders import GaussianEncoder, MixtureEncoder
 from tfvi.layers.mlp import MLP
-from tfvi.layers.priors import MixtureOfGaussians, Prior, StandardNormal
+from tfvi.layers.flow_posterior import RealNVPPosterior
+from tfvi.layers.flows import (
+    MADE,
+    ActNorm,
+    AffineCoupling,
+    InvertibleDense,
+    MAFFlow,
+    MaskedDense,
+    RealNVPFlow,
+)
+from tfvi.layers.priors import (
+    MAFPrior,
+    MixtureOfGaussians,
+    Prior,
+    RealNVPPrior,
+    StandardNormal,
+    VampPrior,
+)
 
 __all__ = [
     "BernoulliDecoder",
@@ -24,3 +41,5 @@ __all__ = [
     "Prior",
     "StandardNormal",
 ]
+__all__ += ["ActNorm", "AffineCoupling", "InvertibleDense", "MADE", "MAFFlow", "MAFPrior",
+            "MaskedDense", "RealNVPFlow", "RealNVPPosterior", "RealNVPPrior", "VampPrior"]

@@ -14,8 +14,10 @@ import tensorflow_probability as tfp
 
 from tfvi.distributions import GaussianMixture
 from tfvi.layers.encoders import _check_choice, _check_positive_int
+from tfvi.layers.flows import MAFFlow, RealNVPFlow
 
 tfd = tfp.distributions
+tfb = tfp.bijectors
 
 
 class Prior(keras.layers.Layer):
@@ -105,4 +107,219 @@ class MixtureOfGaussians(Prior):
             init_spread=self.init_spread,
             seed=self.seed,
         )
+        return config
+
+
+# --------------------------------------------------------------- learned priors
+def _standard_normal(latent_dim, dtype):
+    zeros = tf.zeros([latent_dim], dtype=dtype)
+    return tfd.MultivariateNormalDiag(loc=zeros, scale_diag=tf.ones_like(zeros))
+
+
+@keras.saving.register_keras_serializable(package="tfvi")
+class RealNVPPrior(Prior):
+    """p(z) = N(f(z); 0, I) |det df(z)/dz| with f a Real NVP flow (seed 004, eq. 4).
+
+    f (`tfvi.layers.flows.RealNVPFlow`) is K blocks InvertibleDense -> AffineCoupling
+    -> ActNorm. `log_prob(z)` runs f forward (one pass per block, as in training with
+    eq. 5); `sample` runs f^{-1} (analytic for every block). At initialisation f is
+    a rotation, so the prior is exactly N(0, I) until trained (or until
+    `initialize(z)` sets the ActNorm layers from data).
+
+    Args:
+      latent_dim: d (>= 2).
+      depth: K, flow depth (seed 004: 20).
+      hidden: coupling-network hidden widths (seed 004: (256,)).
+      activation: coupling-network activation (seed 004: leaky relu).
+      seed: seeds the invertible-dense initial rotations.
+    """
+
+    def __init__(self, latent_dim, depth=20, hidden=(256,), activation="leaky_relu",
+                 seed=None, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.flow = RealNVPFlow(latent_dim, depth, hidden, activation, seed, name="flow")
+        self.depth, self.hidden = self.flow.depth, self.flow.hidden
+        self.activation, self.seed = activation, seed
+
+    def initialize(self, z):
+        """Data-dependent ActNorm initialisation from latent samples `z` `[..., d]`."""
+        self.flow.initialize(z)
+
+    def call(self, inputs=None):
+        base = _standard_normal(self.latent_dim, self.compute_dtype)
+        return tfd.TransformedDistribution(base, tfb.Invert(self.flow.bijector()),
+                                           name="RealNVPPrior")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(depth=self.depth, hidden=list(self.hidden),
+                      activation=self.activation, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvi")
+class MAFPrior(Prior):
+    """p(z) = N(u; 0, I) |det du/dz|, z = g(u), g a masked autoregressive flow.
+
+    g (`tfvi.layers.flows.MAFFlow`) is K MAF layers with order reversals between
+    them (Papamakarios et al. 2017). `log_prob(z)` needs g^{-1}: one MADE pass per
+    layer; `sample` needs d passes per layer. Identity (N(0, I)) at initialisation.
+
+    Args:
+      latent_dim: d.
+      depth: K, the number of MAF layers.
+      hidden: MADE hidden widths.
+      activation: MADE activation.
+    """
+
+    def __init__(self, latent_dim, depth=5, hidden=(64, 64), activation="relu", **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.flow = MAFFlow(latent_dim, depth, hidden, activation, name="flow")
+        self.depth, self.hidden, self.activation = self.flow.depth, self.flow.hidden, activation
+
+    def call(self, inputs=None):
+        base = _standard_normal(self.latent_dim, self.compute_dtype)
+        return tfd.TransformedDistribution(base, self.flow.bijector(), name="MAFPrior")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(depth=self.depth, hidden=list(self.hidden), activation=self.activation)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvi")
+class VampPrior(Prior):
+    """VampPrior: p(z) = (1/M) sum_m q(z | u_m), M learned pseudo-inputs u_m.
+
+    Tomczak & Welling (2018), used by seed 003 (section 5.2, M = 500 with training-data
+    initialisation). With a K-component mixture encoder every q(z|u_m) is itself a
+    mixture, and the prior is the flat mixture of all M*K components with weights
+    alpha_k(u_m) / M; its `log_prob` is one `gaussian_mixture_log_prob` call (a
+    `[M*K, d, N]` whitening, no per-component Python loop).
+
+    The prior *holds* the encoder (its weights are the encoder's, shared). Its config
+    does not repeat the encoder: a `tfvi.models.VAE` re-attaches its own encoder on
+    load (`attach_encoder`), so the encoder exists once.
+
+    Args:
+      encoder: the VAE's encoder (`GaussianEncoder`, `MixtureEncoder`,
+        `RealNVPPosterior`: anything with `posterior_parameters` and
+        `distribution`); None only when rebuilt from a config.
+      num_pseudo_inputs: M.
+      init_from_data: optional `[N, input_dim]` array; M rows drawn from it (with the
+        `seed`) initialise the pseudo-inputs (else N(0.5, 0.1^2) noise, centred in
+        the [0, 1] range of image data).
+      input_dim: size of a pseudo-input; taken from `init_from_data` or the built
+        encoder when omitted.
+      latent_dim: only needed without an encoder (config round-trip).
+      seed: seed of the initialisation.
+    """
+
+    def __init__(self, encoder=None, num_pseudo_inputs=500, init_from_data=None,
+                 input_dim=None, latent_dim=None, seed=None, **kwargs):
+        if encoder is not None:
+            if isinstance(encoder, dict):
+                encoder = keras.saving.deserialize_keras_object(encoder)
+            latent_dim = encoder.latent_dim
+        if latent_dim is None:
+            raise ValueError("VampPrior needs an `encoder` (or `latent_dim` when rebuilt "
+                             "from a config and attached to a VAE's encoder later).")
+        super().__init__(latent_dim, **kwargs)
+        self.num_pseudo_inputs = _check_positive_int("num_pseudo_inputs", num_pseudo_inputs)
+        self.seed = seed
+        self._init_values = None
+        if init_from_data is not None:
+            data = np.asarray(init_from_data, np.float32)
+            if data.ndim != 2 or len(data) == 0:
+                raise ValueError(f"`init_from_data` must have shape [N, input_dim]; "
+                                 f"got {data.shape}.")
+            rng = np.random.default_rng(seed)
+            idx = rng.choice(len(data), self.num_pseudo_inputs,
+                             replace=len(data) < self.num_pseudo_inputs)
+            self._init_values = data[idx]
+            if input_dim is not None and input_dim != data.shape[1]:
+                raise ValueError(f"`input_dim`={input_dim} but `init_from_data` has "
+                                 f"{data.shape[1]} columns.")
+            input_dim = data.shape[1]
+        self.input_dim = input_dim
+        self.encoder = None
+        self.pseudo_inputs = None
+        if encoder is not None:
+            self.attach_encoder(encoder)
+
+    def attach_encoder(self, encoder):
+        """Shares `encoder` (the VAE's) with this prior; idempotent for the same one."""
+        if self.encoder is not None:
+            if self.encoder is not encoder:
+                raise ValueError("This VampPrior already holds a different encoder than "
+                                 "the model's: pass the model's encoder to VampPrior.")
+            return
+        if encoder.latent_dim != self.latent_dim:
+            raise ValueError(f"VampPrior has latent_dim {self.latent_dim} but the encoder "
+                             f"has latent_dim {encoder.latent_dim}.")
+        self.encoder = encoder
+        dim = self.input_dim or getattr(encoder, "input_dim", None)
+        if dim is not None:
+            self.build()
+
+    def build(self, input_shape=None):
+        if self.pseudo_inputs is not None:
+            self.built = True
+            return
+        if self.encoder is None:
+            raise ValueError("VampPrior has no encoder: pass `encoder=` or attach it.")
+        dim = self.input_dim or getattr(self.encoder, "input_dim", None)
+        if dim is None:
+            raise ValueError("VampPrior cannot infer the pseudo-input size: build the "
+                             "encoder first or pass `input_dim` / `init_from_data`.")
+        self.input_dim = int(dim)
+        if self._init_values is not None:
+            init = keras.initializers.Constant(self._init_values)
+        else:
+            init = keras.initializers.RandomNormal(0.5, 0.1, seed=self.seed)
+        self.pseudo_inputs = self.add_weight(
+            shape=(self.num_pseudo_inputs, self.input_dim), initializer=init,
+            name="pseudo_inputs")
+        if not self.encoder.built:
+            self.encoder.build((None, self.input_dim))
+        self.built = True
+
+    def build_from_config(self, config):
+        # Loading: the encoder is attached (and the weights built) by the model.
+        if self.encoder is not None:
+            self.build()
+
+    def mixture_parameters(self):
+        """Flat mixture parameters: logits `[M*K]`, loc `[M*K, d]` and scale_diag or
+        scale_tril (`[M*K, d]` / `[M*K, d, d]`)."""
+        params = self.encoder.posterior_parameters(tf.convert_to_tensor(self.pseudo_inputs))
+        d = self.latent_dim
+        if "logits" in params:
+            logits = tf.reshape(tf.nn.log_softmax(params["logits"], axis=-1), [-1])
+        else:
+            logits = tf.zeros([self.num_pseudo_inputs], params["loc"].dtype)
+        out = {"logits": logits, "loc": tf.reshape(params["loc"], [-1, d])}
+        if "scale_diag" in params:
+            out["scale_diag"] = tf.reshape(params["scale_diag"], [-1, d])
+        else:
+            out["scale_tril"] = tf.reshape(params["scale_tril"], [-1, d, d])
+        return out
+
+    def call(self, inputs=None):
+        if not self.built:
+            self.build()
+        if getattr(self.encoder, "is_flow_posterior", False):
+            # q(z|u_m) is not Gaussian: mix the encoder's own distributions.
+            q = self.encoder(tf.convert_to_tensor(self.pseudo_inputs))
+            logits = tf.zeros([self.num_pseudo_inputs], self.compute_dtype)
+            return tfd.MixtureSameFamily(tfd.Categorical(logits=logits), q,
+                                         name="VampPrior")
+        p = self.mixture_parameters()
+        return GaussianMixture(p["logits"], p["loc"], scale_diag=p.get("scale_diag"),
+                               scale_tril=p.get("scale_tril"), name="VampPrior")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_pseudo_inputs=self.num_pseudo_inputs, input_dim=self.input_dim,
+                      seed=self.seed)
         return config

@@ -112,6 +112,9 @@ class VAE(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.prior = prior if prior is not None else StandardNormal(encoder.latent_dim)
+        if hasattr(self.prior, "attach_encoder"):
+            # VampPrior shares the encoder; its config omits it, so attach ours on load.
+            self.prior.attach_encoder(encoder)
         if self.prior.latent_dim != encoder.latent_dim:
             raise ValueError(
                 f"`prior` has latent_dim {self.prior.latent_dim} but the encoder has "
@@ -211,6 +214,8 @@ class VAE(keras.Model):
     def call(self, x, training=False):
         """The posterior mean E_q[z], `[batch, latent_dim]` (a tensor, so `predict`
         works; distributions are available through `encoder(x)`)."""
+        if hasattr(self.encoder, "point_estimate"):  # flow posteriors: no analytic mean
+            return self.encoder.point_estimate(x)
         return self.encoder(x).mean()
 
     # -------------------------------------------------------------- Keras steps
