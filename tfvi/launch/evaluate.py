@@ -78,21 +78,26 @@ def _binarization_note(binarization):
     return binarization
 
 
+def _define(kind, name, default, help_text):
+    # tfvi-train defines some of the same names (--dataset, --batch_size, ...); when
+    # both launchers live in one process (tests), the existing flag is shared.
+    if name not in FLAGS:
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
+
+
 def define_flags():
-    if "path" in FLAGS:
-        return
-    flags.DEFINE_string("path", None, "A tfvi workdir or its export/ directory.")
-    flags.DEFINE_string("split", "test", "Data split: train, validation, test.")
-    flags.DEFINE_string("dataset", None, "Data set (default: the one the model was trained on).")
-    flags.DEFINE_string("data_dir", None, "TFDS data directory (default: the training one).")
-    flags.DEFINE_integer("num_samples", 1000, "k of the IWAE-k log-likelihood estimate.")
-    flags.DEFINE_integer("batch_size", 100, "Examples per call of the serving functions.")
-    flags.DEFINE_integer("max_examples", 0, "Score only the first N examples (0: all).")
-    flags.DEFINE_list("metrics", ["elbo", "iwae"], "Metrics to compute (registered: "
-                      "tfvi.launch.evaluate.EVAL_METRICS; built in: elbo, iwae).")
-    flags.DEFINE_string("output", None, "JSON output path (default: "
-                        "<workdir>/eval_<split>.json).")
-    flags.DEFINE_integer("verbose", 1, "0: quiet, 1: print the table.")
+    _define("string", "path", None, "A tfvi workdir or its export/ directory.")
+    _define("string", "split", "test", "Data split: train, validation, test.")
+    _define("string", "dataset", None, "Data set (default: the one the model was trained on).")
+    _define("string", "data_dir", None, "TFDS data directory (default: the training one).")
+    _define("integer", "num_samples", 1000, "k of the IWAE-k log-likelihood estimate.")
+    _define("integer", "batch_size", 100, "Examples per call of the serving functions.")
+    _define("integer", "max_examples", 0, "Score only the first N examples (0: all).")
+    _define("list", "metrics", ["elbo", "iwae"], "Metrics to compute (registered: "
+            "tfvi.launch.evaluate.EVAL_METRICS; built in: elbo, iwae).")
+    _define("string", "output", None, "JSON output path (default: "
+            "<workdir>/eval_<split>.json).")
+    _define("integer", "verbose", 1, "0: quiet, 1: print the table.")
 
 
 def _error(message, status=2):
@@ -134,8 +139,9 @@ def evaluate(f):
 
     from tfvi.data import datasets
 
-    dataset = f.dataset or train_flags.get("dataset")
-    bundle = datasets.load(dataset, data_dir=f.data_dir or train_flags.get("data_dir"),
+    dataset = f.dataset if f["dataset"].present else train_flags.get("dataset")
+    data_dir = f.data_dir if f["data_dir"].present else train_flags.get("data_dir")
+    bundle = datasets.load(dataset, data_dir=data_dir,
                            seed=train_flags.get("seed", 0),
                            validation_fraction=train_flags.get("validation_fraction", 0.0))
     likelihood = train_flags.get("likelihood", "auto")
