@@ -23,4 +23,6 @@ from tfvi.evaluation.representation import (
 
 __all__ += ["ksg_mutual_information", "knn_accuracy", "reconstruction_rmse",
             "cluster_scores", "latent_codes"]
+from tfvi.evaluation.ais import AIS_PRESETS, ais_log_likelihood, bdmc
 
+__all__ += ["AIS_PRESETS", "ais_log_likelihood", "bdmc"]

