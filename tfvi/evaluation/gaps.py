@@ -1,0 +1,79 @@
+"""Seed 001's evaluation table for any trained model (Ding & Freedman, Tables 1-4).
+
+    NLL(test), NLL(train)    -log p(x) by AIS (`ais_log_likelihood`, Wu et al. protocol)
+    NVLB(test), NVLB(train)  -L_5000, the IWAE bound with 5000 samples
+    var gap                  log p(x) - L_5000 = NVLB(test) - NLL(test)
+    gen gap                  log p(x_train) - log p(x_test) = NLL(test) - NLL(train)
+    active units             #{u : Cov_x E_q[z_u] > 0.01} on the test set
+
+All values are means over examples (nats). The returned dict carries the AIS protocol
+so it can go to `metrics.json` unchanged.
+"""
+
+import numpy as np
+
+from tfvi.evaluation.active_units import active_units
+from tfvi.evaluation.ais import ais_log_likelihood
+from tfvi.evaluation.likelihood import iwae_log_likelihood
+
+__all__ = ["seed001_table", "format_seed001_table", "SEED001_ROWS"]
+
+SEED001_ROWS = ("nll_test", "nll_train", "nvlb_test", "nvlb_train", "var_gap", "gen_gap",
+                "active_units")
+
+
+def seed001_table(model, x_test, x_train, *, iwae_samples=5000, max_examples=None,
+                  seed=0, verbose=0, **ais_kwargs):
+    """Seed 001's rows for `model` (see the module docstring).
+
+    Args:
+      model: a tfvi model with encoder/decoder/prior.
+      x_test, x_train: `[N, D]` arrays (binarised as the model was trained).
+      iwae_samples: S of the NVLB (5000 in the paper).
+      max_examples: evaluate at most this many examples of each split (the first
+        ones); None for all.
+      seed: seed of the AIS and IWAE estimates.
+      **ais_kwargs: passed to `ais_log_likelihood` (`preset="quick"`,
+        `num_temperatures=...`, ...).
+
+    Returns:
+      dict with the rows of `SEED001_ROWS` (floats / int) and `protocol`.
+    """
+    x_test, x_train = np.asarray(x_test, np.float32), np.asarray(x_train, np.float32)
+    if max_examples is not None:
+        x_test, x_train = x_test[:max_examples], x_train[:max_examples]
+    ais_test = ais_log_likelihood(model, x_test, seed=seed, verbose=verbose, **ais_kwargs)
+    ais_train = ais_log_likelihood(model, x_train, seed=seed + 1, verbose=verbose,
+                                   **ais_kwargs)
+    nvlb_test = -iwae_log_likelihood(model, x_test, num_samples=iwae_samples, seed=seed).mean()
+    nvlb_train = -iwae_log_likelihood(model, x_train, num_samples=iwae_samples,
+                                      seed=seed + 1).mean()
+    nll_test = -ais_test.log_likelihood.mean()
+    nll_train = -ais_train.log_likelihood.mean()
+    protocol = dict(ais_test.protocol)
+    protocol.update(nvlb_samples=iwae_samples, num_test=len(x_test), num_train=len(x_train),
+                    active_units_threshold=1e-2)
+    return {
+        "nll_test": float(nll_test),
+        "nll_train": float(nll_train),
+        "nvlb_test": float(nvlb_test),
+        "nvlb_train": float(nvlb_train),
+        "var_gap": float(nvlb_test - nll_test),
+        "gen_gap": float(nll_test - nll_train),
+        "active_units": active_units(model, x_test, threshold=1e-2),
+        "ais_mean_acceptance": ais_test.mean_acceptance,
+        "protocol": protocol,
+    }
+
+
+def format_seed001_table(columns):
+    """A text table, rows as in seed 001, one column per `{name: seed001_table(...)}`."""
+    names = list(columns)
+    lines = [f"{'':14s}" + "".join(f"{n:>14s}" for n in names)]
+    for row in SEED001_ROWS:
+        cells = []
+        for n in names:
+            v = columns[n][row]
+            cells.append(f"{v:14d}" if isinstance(v, (int, np.integer)) else f"{v:14.2f}")
+        lines.append(f"{row:14s}" + "".join(cells))
+    return "\n".join(lines)
