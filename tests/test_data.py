@@ -1,0 +1,73 @@
+"""Bundled digits and synthetic sets: splits, binarisation, and their known densities."""
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from tfvi import data, evaluation
+
+
+def test_digits_split_is_fixed_disjoint_and_binarised():
+    a, b = data.load_digits(), data.load_digits()
+    assert a["train_probs"].shape == (1500, 64) and a["test_x"].shape == (297, 64)
+    np.testing.assert_array_equal(a["test_x"], b["test_x"])
+    assert set(np.unique(a["test_x"])) == {0.0, 1.0}
+    assert 0.0 <= a["train_probs"].min() and a["train_probs"].max() <= 1.0
+    train_rows = {r.tobytes() for r in a["train_probs"]}
+    assert sum(r.tobytes() in train_rows for r in a["test_probs"]) < 5  # digits has a few duplicates
+
+
+def test_dynamic_binarisation_changes_each_epoch_but_repeats_across_runs():
+    arrays = data.load_digits()
+
+    def two_epochs():
+        ds = data.digits_dataset("train", batch_size=1500, seed=4, arrays=arrays, shuffle=False)
+        return [next(iter(ds)).numpy() for _ in range(2)]
+
+    first, second = two_epochs(), two_epochs()
+    assert not np.array_equal(first[0], first[1])
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    assert set(np.unique(first[0])) == {0.0, 1.0}
+    # A Bernoulli draw of the pixel probabilities: the means agree.
+    np.testing.assert_allclose(first[0].mean(0), arrays["train_probs"].mean(0), atol=0.05)
+
+
+def test_digits_dataset_rejects_unknown_split():
+    with pytest.raises(ValueError, match="`split` must be 'train' or 'test'"):
+        data.digits_dataset("valid")
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.5])
+def test_abs_toy_marginal_is_a_normalised_density_matching_samples(sigma):
+    total, _ = integrate.quad(lambda v: np.exp(data.abs_toy_log_marginal([[v]], sigma)[0]),
+                              -10, 10, points=[0.0], limit=200)
+    assert total == pytest.approx(1.0, abs=1e-6)
+    x, _ = data.abs_toy(200_000, dim=1, sigma=sigma, seed=1)
+    hist, edges = np.histogram(x[:, 0], bins=40, range=(-1, 3), density=True)
+    centres = (edges[:-1] + edges[1:]) / 2
+    np.testing.assert_allclose(hist, np.exp(data.abs_toy_log_marginal(centres[:, None], sigma)),
+                               atol=0.02)
+
+
+def test_linear_gaussian_marginal_matches_monte_carlo():
+    x, p = data.linear_gaussian(3, latent_dim=2, data_dim=3, noise_scale=0.8, seed=2)
+    z = np.random.default_rng(0).standard_normal((400_000, 2))
+    mean = z @ p["weights"] + p["bias"]
+    log_lik = (-0.5 * ((x[:, None, :] - mean[None]) / 0.8) ** 2
+               - np.log(0.8) - 0.5 * np.log(2 * np.pi)).sum(-1)
+    monte_carlo = np.log(np.exp(log_lik).mean(1))
+    np.testing.assert_allclose(evaluation.linear_gaussian_log_marginal(x, **p), monte_carlo,
+                               atol=0.01)
+
+
+def test_gmm2d_has_five_components_of_std_025():
+    x, labels = data.gmm2d(20_000, seed=0)
+    assert set(np.unique(labels)) == set(range(5))
+    for k in range(5):
+        np.testing.assert_allclose(x[labels == k].std(0), 0.25, atol=0.01)
+
+
+def test_binarize_rejects_values_outside_the_unit_interval():
+    with pytest.raises(ValueError, match=r"`probs` must lie in \[0, 1\]"):
+        data.binarize(np.array([0.5, 1.5]), seed=0)

@@ -1,0 +1,88 @@
+"""IWAE log-likelihood estimates against the exact log-evidence of linear-Gaussian models."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvi import bounds, data, evaluation, layers, models
+
+
+@pytest.fixture(scope="module")
+def trained_linear_gaussian():
+    """The true generative model (decoder fixed at the data's W, b, s), with an
+    amortised diagonal encoder trained by the ELBO: a reasonable, imperfect q."""
+    keras.utils.set_random_seed(0)
+    x, p = data.linear_gaussian(512, latent_dim=2, data_dim=5, noise_scale=0.25, seed=1)
+    encoder = layers.GaussianEncoder(2, hidden=(), covariance="diag")
+    decoder = layers.GaussianDecoder(5, hidden=(), scale="fixed", init_scale=p["noise_scale"])
+    model = models.VAE(encoder, decoder, objective="elbo", samples=1, input_dim=5, seed=0)
+    decoder.head.kernel.assign(p["weights"])
+    decoder.head.bias.assign(p["bias"])
+    decoder.trainable = False
+    model.compile(optimizer=keras.optimizers.Adam(3e-2), jit_compile=False)
+    model.fit(x, batch_size=128, epochs=60, verbose=0)
+    return model, x[:200], evaluation.exact_log_likelihood(model, x[:200])
+
+
+def test_exact_log_likelihood_matches_the_data_generating_marginal(trained_linear_gaussian):
+    model, x, exact = trained_linear_gaussian
+    _, p = data.linear_gaussian(512, latent_dim=2, data_dim=5, noise_scale=0.25, seed=1)
+    np.testing.assert_allclose(exact, evaluation.linear_gaussian_log_marginal(x, **p),
+                               rtol=1e-6)
+
+
+def test_iwae_5000_is_within_005_nats_of_exact(trained_linear_gaussian):
+    model, x, exact = trained_linear_gaussian
+    estimate = evaluation.iwae_log_likelihood(model, x, num_samples=5000, batch_size=100)
+    assert estimate.dtype == np.float64 and estimate.shape == exact.shape
+    assert abs(np.mean(estimate - exact)) < 0.05
+
+
+def test_elbo_le_iwae_k_le_log_evidence(trained_linear_gaussian):
+    model, x, exact = trained_linear_gaussian
+    terms = model.log_weight_terms(x, samples=1000, seed=tf.constant([1, 2]))
+    log_w = (terms["log_likelihood"] + terms["log_prior"] - terms["log_posterior"])[:, 0]
+    # Per-example gaps to the exact log p(x) (paired, so the spread of log p(x) over
+    # examples does not enter the standard errors); IWAE-10 averaged over 100 groups.
+    gap = {
+        "elbo": exact - bounds.elbo(log_w).numpy(),
+        "iwae10": exact - tf.reduce_mean(tf.reshape(
+            bounds.iwae(tf.reshape(log_w, [10, -1])), [100, -1]), 0).numpy(),
+        "iwae1000": exact - bounds.iwae(log_w).numpy(),
+    }
+    mean = {k: v.mean() for k, v in gap.items()}
+    se = {k: v.std() / np.sqrt(len(v)) for k, v in gap.items()}
+    assert mean["elbo"] > mean["iwae10"] + 3 * np.hypot(se["elbo"], se["iwae10"]) > 0
+    assert mean["iwae10"] > mean["iwae1000"] + 3 * np.hypot(se["iwae10"], se["iwae1000"])
+    assert mean["iwae1000"] > -3 * se["iwae1000"] - 1e-3   # IWAE <= log p(x), up to noise
+
+
+def test_estimate_is_repeatable_and_does_not_depend_on_chunking(trained_linear_gaussian):
+    model, x, _ = trained_linear_gaussian
+    x = x[:50]
+    a = evaluation.iwae_log_likelihood(model, x, num_samples=600, seed=3)
+    b = evaluation.iwae_log_likelihood(model, x, num_samples=600, seed=3)
+    c = evaluation.iwae_log_likelihood(model, x, num_samples=600, seed=3,
+                                       max_chunk_elements=50 * 7)
+    np.testing.assert_array_equal(a, b)
+    assert abs(np.mean(a - c)) < 0.02  # different chunk draws, same estimator
+
+
+def test_exact_log_likelihood_refuses_nonlinear_models():
+    model = models.VAE(layers.GaussianEncoder(2), layers.GaussianDecoder(5, hidden=(8,)),
+                       input_dim=5)
+    with pytest.raises(ValueError, match="needs a linear-Gaussian decoder"):
+        evaluation.exact_log_likelihood(model, np.zeros((2, 5), np.float32))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_samples=0), "`num_samples` must be a positive integer; got 0"),
+    (dict(batch_size=-1), "`batch_size` must be a positive integer"),
+    (dict(x=np.zeros(5, np.float32)), r"`x` must have shape \[N, input_dim\]"),
+])
+def test_bad_arguments(trained_linear_gaussian, kwargs, match):
+    model, x, _ = trained_linear_gaussian
+    kwargs.setdefault("x", x[:4])
+    with pytest.raises(ValueError, match=match):
+        evaluation.iwae_log_likelihood(model, **kwargs)
