@@ -111,8 +111,11 @@ class MixtureEncoder(keras.layers.Layer):
         else:
             raw = tf.reshape(raw, tf.concat([batch, comp, [d * (d + 1) // 2]], 0))
             tril = tfp.math.fill_triangular(raw)
-            diag = tf.nn.softplus(tf.linalg.diag_part(tril)) + _MIN_SCALE
-            params = {"loc": loc, "scale_tril": tf.linalg.set_diag(tril, diag)}
+            # Masks, not set_diag: set_diag's gradient does not compile under XLA
+            # when the batch size is dynamic (tf.data batches).
+            eye = tf.eye(d, dtype=tril.dtype)
+            diag = tf.nn.softplus(tf.reduce_sum(tril * eye, axis=-1)) + _MIN_SCALE
+            params = {"loc": loc, "scale_tril": tril * (1.0 - eye) + diag[..., tf.newaxis] * eye}
         if k > 1:
             params["logits"] = self.logits_layer(h)
         return params
