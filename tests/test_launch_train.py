@@ -126,6 +126,7 @@ def test_resumed_run_matches_an_uninterrupted_one(killed_and_resumed, tmp_path, 
     (["--dataset=mnist", "--data_dir={tmp}"], "--data_dir"),
     (["--encoder_hidden=10,x"], "--encoder_hidden"),
     (["--posterior=gaussian", "--components=3"], "--components"),
+    (["--strategy=mirrored", "--jit_compile=true"], "--jit_compile"),
 ])
 def test_bad_flags_name_the_flag_and_write_nothing(tmp_path, args, flag):
     workdir = tmp_path / "w"
@@ -169,7 +170,44 @@ def test_workdir_with_other_flags_is_refused_unless_overwrite(tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def test_mirrored_strategy_trains_and_exports(tmp_path):
+    metrics = T.train(parse("--preset=smoke", "--strategy=mirrored", "--epochs=1",
+                            "--eval_iwae_samples=20", "--eval_max_examples=50",
+                            "--verbose=0", "--noplots", f"--workdir={tmp_path / 'w'}"))
+    assert metrics["epochs_trained"] == 1 and np.isfinite(metrics["test"]["nll"])
+    assert (tmp_path / "w" / "export" / "saved_model.pb").exists()
+
+
 def test_presets_fill_only_unset_flags():
     f = parse("--preset=smoke", "--epochs=5")
     T.tfvi_flags.apply_preset(f)
     assert f.epochs == 5 and f.latent_dim == 2 and f.encoder_hidden == ["32"]
+
+
+def test_flagfile_is_read(tmp_path):
+    path = tmp_path / "run.cfg"
+    path.write_text("--epochs=3\n--latent_dim=4\n--objective=selbo\n")
+    f = parse(f"--flagfile={path}")
+    assert (f.epochs, f.latent_dim, f.objective) == (3, 4, "selbo")
+
+
+def test_every_flag_has_help_text():
+    for name in T.tfvi_flags.flag_dict(parse(), include_run_control=True):
+        assert len(FLAGS[name].help) > 10, name
+
+
+def test_learning_rate_schedules():
+    from tfvi.launch import components
+
+    f = parse("--lr_schedule=step", "--learning_rate=0.01", "--lr_decay_steps=100")
+    lr = components.learning_rate(f, steps_per_epoch=10)
+    assert np.isclose(float(lr(99)), 0.01) and np.isclose(float(lr(100)), 0.005)
+    boundaries, values = components.burda_boundaries(1e-3)
+    assert boundaries == [1, 4, 13, 40, 121, 364, 1093]  # 3^i passes, cumulative
+    np.testing.assert_allclose(values, [1e-3 * 10 ** (-i / 7) for i in range(8)])
+    lr = components.learning_rate(parse("--lr_schedule=burda"), steps_per_epoch=10)
+    # one epoch (10 steps) at 1e-3, then 3 epochs at 1e-3 * 10^(-1/7), then 9 ...
+    # (PiecewiseConstantDecay: a boundary step still has the earlier value)
+    assert np.isclose(float(lr(10)), 1e-3) and np.isclose(float(lr(11)), 1e-3 * 10 ** (-1 / 7))
+    assert np.isclose(float(lr(40)), 1e-3 * 10 ** (-1 / 7))
+    assert np.isclose(float(lr(41)), 1e-3 * 10 ** (-2 / 7))
