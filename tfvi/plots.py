@@ -74,7 +74,6 @@ def reconstruction_grid(model, inputs, targets, image_shape, path, n=32):
     """Rows alternate targets and reconstructions (decoder mean at E_q[z])."""
     recon = decoder_images(model, model(inputs[:n]))
     targets = np.asarray(targets[:n])
-    pairs = np.stack([targets, recon], 1).reshape(-1, targets.shape[-1])
     columns = 8
     blocks = []
     for r in range(0, len(targets), columns):
