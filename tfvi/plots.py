@@ -139,7 +139,8 @@ def posterior_density(model, x, path, true_log_posterior=None, extent=3.0, grid=
     log_q = q.log_prob(zz[:, None, :]).numpy().reshape(grid, grid)
     panels = [("q(z|x)", log_q)]
     if true_log_posterior is not None:
-        panels.append(("model p(z|x) ~ p(x|z) r(z)", np.asarray(true_log_posterior(zz)).reshape(grid, grid)))
+        log_p = np.asarray(true_log_posterior(zz)).reshape(grid, grid)
+        panels.append(("model p(z|x) ~ p(x|z) r(z)", log_p))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
     for ax, (title, log_d) in zip(axes.flat, panels):
         ax.contourf(axis, axis, np.exp(log_d - log_d.max()), levels=20, cmap="viridis")
