@@ -63,3 +63,21 @@ def test_step_sizes_adapt_and_round_trip(tmp_path):
     assert (loaded.temperatures, loaded.leapfrog_steps, loaded.samples) == (4, 5, 3)
     with pytest.raises(ValueError, match="temperatures"):
         _model(temperatures=1)
+
+
+def test_launcher_trains_aiwae(tmp_path):
+    from absl import flags
+
+    from tfvi.launch import train as T
+
+    T.setup()
+    flag_values = flags.FLAGS
+    flag_values.unparse_flags()
+    flag_values(["tfvi-train", "--preset=smoke", "--model=aiwae", "--posterior=gaussian",
+                 "--components=1", "--samples=3", "--ais_temperatures=3",
+                 "--ais_leapfrog_steps=2", "--epochs=1", "--eval_iwae_samples=20",
+                 "--eval_max_examples=50", "--verbose=0", "--noplots", "--noexport",
+                 f"--workdir={tmp_path / 'w'}"])
+    metrics = T.train(flag_values)
+    assert metrics["epochs_trained"] == 1 and np.isfinite(metrics["test"]["nll"])
+    flag_values.unparse_flags()
