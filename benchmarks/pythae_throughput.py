@@ -121,6 +121,8 @@ def measure(torch, name, cfg, repeats, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0: torch's default, one per core)")
     parser.add_argument("--output", default=os.path.join(RESULTS, "pythae_throughput.json"))
     args = parser.parse_args(argv)
     torch, missing = _import_pythae()
@@ -130,6 +132,8 @@ def main(argv=None):
         return None
     import pythae
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = []
     for name, cfg in CONFIGS.items():
         rows.append(measure(torch, name, cfg, args.repeats))
