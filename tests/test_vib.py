@@ -95,3 +95,42 @@ def test_baselines_shapes_and_training():
         np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     assert [l.units for l in tfvi.models.baselines.pyramid_mlp(4).layers] == [256] * 5 + [10]
     assert tfvi.models.baselines.bottleneck_mlp(4).layers[-2].units == 2
+
+
+def test_launcher_family_is_registered_and_checks_flags():
+    from types import SimpleNamespace
+
+    from tfvi.launch import families, registry
+
+    families.import_all()
+    family = registry.MODELS["vib"]
+    assert "siwae" in family.objectives and "ppd" in family.objectives
+    flags = SimpleNamespace(target="input", posterior="mixture", components=5,
+                            objective="siwae", gradient_estimator="reparam")
+    with pytest.raises(ValueError, match="--target=label"):
+        family.check_flags(flags)
+    flags.target, flags.objective = "label", "elbo"
+    with pytest.raises(ValueError, match="selbo, siwae"):
+        family.check_flags(flags)
+    flags.objective, flags.gradient_estimator = "selbo", "dreg"
+    with pytest.raises(ValueError, match="dreg"):
+        family.check_flags(flags)
+
+
+def test_component_modes_plot(trained, tmp_path):
+    from tfvi.evaluation import modes
+
+    model, x, _, _ = trained
+    out = modes.component_modes(model, x[:3])  # VIB: the class decoded at each mode
+    assert out["alpha"].shape == (3, 2) and out["decoded"].shape == (3, 2)
+    assert set(np.unique(out["decoded"])) <= {0, 1, 2, 3}
+    np.testing.assert_allclose(out["alpha"].sum(1), 1.0, rtol=1e-5)
+    vae = tfvi.models.VAE(tfvi.layers.MixtureEncoder(2, components=3, hidden=(8,)),
+                          tfvi.layers.BernoulliDecoder(4, hidden=(8,)),
+                          objective="siwae", input_dim=4, seed=0)
+    out = modes.component_modes(vae, x[:3])
+    assert out["decoded"].shape == (3, 3, 4)
+    assert set(np.unique(out["decoded"])) <= {0.0, 1.0}
+    path = tmp_path / "modes.png"
+    modes.plot_component_modes(vae, x[:3], (2, 2), targets=x[:3], path=str(path))
+    assert path.stat().st_size > 1000
