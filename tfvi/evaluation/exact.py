@@ -17,7 +17,11 @@ from tfvi.layers.priors import StandardNormal
 
 tfd = tfp.distributions
 
-__all__ = ["linear_gaussian_log_marginal", "exact_log_likelihood"]
+__all__ = [
+    "exact_log_likelihood",
+    "independent_bernoulli_log_likelihood",
+    "linear_gaussian_log_marginal",
+]
 
 
 def linear_gaussian_log_marginal(x, weights, bias, noise_scale):
@@ -65,3 +69,14 @@ def exact_log_likelihood(model, x):
         tf.convert_to_tensor(decoder.head.bias).numpy(),
         decoder.observation_scale().numpy(),
     )
+
+
+def independent_bernoulli_log_likelihood(train_x, x, clip=1e-3):
+    """log p(x) `[batch]` under independent per-pixel Bernoullis fitted to `train_x`.
+
+    The trivial baseline a latent-variable model of binary data must beat: the pixel
+    means of `train_x` (probabilities or 0/1 data, clipped to [clip, 1 - clip]).
+    """
+    p = np.clip(np.asarray(train_x, np.float64).mean(axis=0), clip, 1.0 - clip)
+    x = np.asarray(x, np.float64)
+    return (x * np.log(p) + (1.0 - x) * np.log1p(-p)).sum(axis=-1)
