@@ -203,13 +203,16 @@ class VAE(keras.Model):
         beta = tf.convert_to_tensor(self.beta) if beta is None else beta
         ll, lp, lq = terms["log_likelihood"], terms["log_prior"], terms["log_posterior"]
         log_alpha = terms["log_alpha"]
-        return {
-            objective: bounds.objective(objective, ll, lp, lq, log_alpha, beta,
-                                        **self.objective_options),
+        values = {
             "elbo": bounds.selbo(bounds.log_weights(ll, lp, lq), log_alpha),
             "reconstruction": bounds.selbo(ll, log_alpha),
             "kl": bounds.selbo(lq - lp, log_alpha),
         }
+        # Set last: with objective="elbo" the trained (beta-weighted) bound must win
+        # over the beta=1 diagnostic of the same name, or beta/KL warm-up is ignored.
+        values[objective] = bounds.objective(objective, ll, lp, lq, log_alpha, beta,
+                                             **self.objective_options)
+        return values
 
     def call(self, x, training=False):
         """The posterior mean E_q[z], `[batch, latent_dim]` (a tensor, so `predict`
