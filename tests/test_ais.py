@@ -92,20 +92,6 @@ def test_error_shrinks_with_temperatures(linear):
         log_z = linear["estimate"](linear["prior"], num_temperatures)[0].numpy()
         errors.append(np.abs(log_z - linear["exact"]).mean())
     assert errors[1] < 0.5 * errors[0], errors
-    # AIS from the prior beats plain importance sampling with the same budget of
-    # log-density evaluations (16 chains x 999 transitions x 10 leapfrog steps).
-    assert errors[1] < np.abs(_importance_sampling(linear, CHAINS * 999 * 10)
-                              - linear["exact"]).mean()
-
-
-def _importance_sampling(linear, num_samples, chunks=20):
-    prior = tfd.MultivariateNormalDiag(tf.zeros([BATCH, D_LATENT]))
-    sums = []
-    for c in range(chunks):
-        z = prior.sample(num_samples // chunks, seed=[3, c])
-        log_w = linear["log_joint"](z) - prior.log_prob(z)
-        sums.append(tf.reduce_logsumexp(tf.cast(log_w, tf.float64), axis=0))
-    return (tf.reduce_logsumexp(tf.stack(sums), 0) - np.log(num_samples)).numpy()
 
 
 def test_public_api_diagnostics_and_repeatability(linear):
@@ -115,7 +101,7 @@ def test_public_api_diagnostics_and_repeatability(linear):
     x4 = linear["x"][:4]
 
     def target(z):
-        return linear["log_joint"](tf.concat([z, tf.zeros([CHAINS, BATCH - 4, D_LATENT])], 1))[:, :4]
+        return linear["log_joint"](tf.concat([z, tf.zeros([tf.shape(z)[0], BATCH - 4, D_LATENT])], 1))[:, :4]
 
     kwargs = dict(num_temperatures=200, num_chains=CHAINS, schedule="sigmoid", seed=7)
     res = ais_log_marginal(target, q, return_diagnostics=True, **kwargs)
@@ -141,7 +127,7 @@ def test_nan_proposals_recover_by_shrinking_step(linear):
                                    tf.constant(tril[:4], tf.float32))
 
     def target(z):
-        full = tf.concat([z, tf.zeros([CHAINS, BATCH - 4, D_LATENT])], 1)
+        full = tf.concat([z, tf.zeros([tf.shape(z)[0], BATCH - 4, D_LATENT])], 1)
         lp = linear["log_joint"](full)[:, :4]
         far = tf.norm(z, axis=-1) > 8.0
         return tf.where(far, tf.constant(np.nan, tf.float32), lp)
@@ -176,7 +162,7 @@ def test_four_modes_ais_beats_importance_sampling():
                 + tfd.MultivariateNormalDiag(tf.zeros(2)).log_prob(z))
 
     q = tfd.MultivariateNormalDiag(tf.zeros([2, 2]), tf.ones([2, 2]))
-    chains, temps, leapfrog = 16, 200, 10
+    chains, temps, leapfrog = 64, 200, 10
     log_z = ais_log_marginal(target, q, num_temperatures=temps, num_chains=chains,
                              num_leapfrog_steps=leapfrog, schedule="sigmoid", seed=0)
     ais_err = np.abs(log_z - exact).mean()
@@ -187,5 +173,5 @@ def test_four_modes_ais_beats_importance_sampling():
         z = q.sample(budget, seed=[rep, 9])
         est = tfvi.bounds.log_mean_exp(tf.cast(target(z) - q.log_prob(z), tf.float64))
         is_errs.append(np.abs(est.numpy() - exact).mean())
-    assert ais_err < 0.6, ais_err
+    assert ais_err < 0.5, ais_err
     assert ais_err < 0.5 * np.mean(is_errs), (ais_err, is_errs)
