@@ -7,10 +7,14 @@ from tfvi.evaluation.calibration import (
     plot_reliability_diagram,
     posterior_predictive,
 )
-from tfvi.evaluation.exact import exact_log_likelihood, linear_gaussian_log_marginal
+from tfvi.evaluation.exact import (
+    exact_log_likelihood,
+    independent_bernoulli_log_likelihood,
+    linear_gaussian_log_marginal,
+)
 from tfvi.evaluation.likelihood import iwae_log_likelihood
 
-__all__ = ["active_units", "posterior_mean_variance", "exact_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
+__all__ = ["active_units", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
 __all__ += ["accuracy", "expected_calibration_error", "plot_reliability_diagram",
             "posterior_predictive"]
 from tfvi.evaluation.mutual_information import ksg_mutual_information
@@ -30,3 +34,4 @@ from tfvi.evaluation import gaps
 from tfvi.evaluation.gaps import format_seed001_table, seed001_table
 
 __all__ += ["gaps", "format_seed001_table", "seed001_table"]
+from tfvi.evaluation import modes  # noqa: E402  (decoded component modes, seed 000 C.3)
