@@ -147,10 +147,14 @@ def test_cli_error_is_one_line_and_non_zero(tmp_path):
     assert proc.returncode == 2
     assert ours == [err.strip().splitlines()[-1]] and "--dataset='nope'" in ours[0]
     assert "digits" in ours[0] and not workdir.exists()
-    proc = run_cli([f"--workdir={workdir}", "--epochs=abc"])
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2 and err.strip().splitlines()[-1].startswith(
-        "tfvi-train: error: flag --epochs=abc")
+
+
+def test_unparsable_flag_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        T.parse_flags(["tfvi-train", "--epochs=abc"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("tfvi-train: error: flag --epochs=abc")
 
 
 def test_workdir_with_other_flags_is_refused_unless_overwrite(tmp_path):
@@ -170,12 +174,13 @@ def test_workdir_with_other_flags_is_refused_unless_overwrite(tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
-def test_mirrored_strategy_trains_and_exports(tmp_path):
+def test_mirrored_strategy_trains_and_checkpoints(tmp_path):
     metrics = T.train(parse("--preset=smoke", "--strategy=mirrored", "--epochs=1",
                             "--eval_iwae_samples=20", "--eval_max_examples=50",
-                            "--verbose=0", "--noplots", f"--workdir={tmp_path / 'w'}"))
+                            "--verbose=0", "--noplots", "--noexport",
+                            f"--workdir={tmp_path / 'w'}"))
     assert metrics["epochs_trained"] == 1 and np.isfinite(metrics["test"]["nll"])
-    assert (tmp_path / "w" / "export" / "saved_model.pb").exists()
+    assert len(list((tmp_path / "w" / "checkpoints").glob("epoch-*"))) == 1
 
 
 def test_presets_fill_only_unset_flags():
