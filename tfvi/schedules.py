@@ -1,0 +1,62 @@
+"""Schedules that assign a model's non-trainable hyper-parameters between epochs.
+
+`KLWarmup`: the KL annealing of seed 004 B.3 (Bowman et al. 2016): the weight beta on
+`log p(z) - log q(z|x)` in the log-weights (`tfvi.bounds.log_weights`) rises linearly
+from `start` (0.01) to `end` (1) over the first `epochs` epochs and stays at `end`.
+It assigns `model.beta` (a `keras.Variable`), so the compiled step is not retraced.
+"""
+
+import keras
+
+__all__ = ["KLWarmup", "warmup_beta"]
+
+
+def warmup_beta(epoch, epochs, start=0.01, end=1.0):
+    """beta at the start of `epoch` (0-based): start + (end - start) * min(1, epoch/epochs)."""
+    if epochs <= 0:
+        return float(end)
+    return float(start + (end - start) * min(1.0, epoch / epochs))
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Linear KL warm-up: beta from `start` to `end` over `epochs` epochs (seed 004 B.3).
+
+    With `per_step=True` beta moves every batch (needs `steps_per_epoch`), a smoother
+    ramp for runs of few epochs. The current beta is logged as `beta`.
+
+    Args:
+      epochs: warm-up length N in epochs (0 disables the warm-up: beta = `end`).
+      start: beta at epoch 0 (seed 004: 0.01).
+      end: final beta (1 for the bound itself).
+      per_step: update every batch instead of every epoch.
+      steps_per_epoch: batches per epoch, for `per_step`.
+    """
+
+    def __init__(self, epochs, start=0.01, end=1.0, per_step=False, steps_per_epoch=None):
+        super().__init__()
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"`epochs` must be a non-negative integer; got {epochs!r}.")
+        if not 0 <= start <= end:
+            raise ValueError(f"Need 0 <= `start` <= `end`; got start={start!r}, end={end!r}.")
+        if per_step and not steps_per_epoch:
+            raise ValueError("`per_step=True` needs `steps_per_epoch` (batches per epoch).")
+        self.epochs, self.start, self.end = epochs, float(start), float(end)
+        self.per_step, self.steps_per_epoch = per_step, steps_per_epoch
+        self._epoch = 0
+
+    def _assign(self, progress):
+        if not hasattr(self.model, "beta"):
+            raise ValueError("KLWarmup needs a model with a `beta` variable (tfvi.models.VAE).")
+        self.model.beta.assign(warmup_beta(progress, self.epochs, self.start, self.end))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._assign(epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.per_step:
+            self._assign(self._epoch + batch / self.steps_per_epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["beta"] = float(self.model.beta.numpy())
