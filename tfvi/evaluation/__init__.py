@@ -35,3 +35,12 @@ from tfvi.evaluation.gaps import format_seed001_table, seed001_table
 
 __all__ += ["gaps", "format_seed001_table", "seed001_table"]
 from tfvi.evaluation import modes  # noqa: E402  (decoded component modes, seed 000 C.3)
+from tfvi.evaluation import diagnostics  # noqa: E402  (seed 004 Table 7 row, Fig. 3)
+from tfvi.evaluation.diagnostics import (  # noqa: E402
+    plot_posterior_std_histogram,
+    posterior_stds,
+    prior_diagnostics,
+)
+
+__all__ += ["diagnostics", "plot_posterior_std_histogram", "posterior_stds",
+            "prior_diagnostics"]
