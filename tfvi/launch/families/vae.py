@@ -1,6 +1,11 @@
 """`--model=vae`: `tfvi.models.VAE` with any registered posterior, prior, likelihood."""
 
 from tfvi import bounds, models
+from tfvi.launch.families.burn_in_flags import burn_in_callbacks
+from tfvi.launch.families.learned_priors import (
+    check_learned_prior_flags,
+    learned_prior_callbacks,
+)
 from tfvi.launch.registry import LIKELIHOODS, POSTERIORS, PRIORS, ModelFamily, register_model
 
 
@@ -25,9 +30,19 @@ def check_vae_flags(flags):
         raise ValueError(
             f"--objective={flags.objective} is not supported with a {flags.components}-"
             "component mixture posterior; accepted values: selbo, siwae (or --components=1).")
+    check_learned_prior_flags(flags)
+    if flags.burn_in_epochs < 0:
+        raise ValueError(f"--burn_in_epochs={flags.burn_in_epochs} is not accepted; "
+                         "accepted values: integers >= 0.")
+
+
+def vae_callbacks(model, prepared, flags):
+    """Burn-in (seed 000 B.3), then KL warm-up / prior-training phases (seed 004)."""
+    return (burn_in_callbacks(model, prepared, flags)
+            + learned_prior_callbacks(model, prepared, flags))
 
 
 register_model(ModelFamily(
     name="vae", build=build_vae, objectives=tuple(bounds.OBJECTIVES),
     help="VAE trained with ELBO / IWAE / SELBO / SIWAE (tfvi.models.VAE)",
-    check_flags=check_vae_flags))
+    check_flags=check_vae_flags, callbacks=vae_callbacks))

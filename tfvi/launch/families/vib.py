@@ -10,11 +10,10 @@
 from absl import flags as absl_flags
 
 from tfvi import bounds, estimators, models
+from tfvi.launch.families.burn_in_flags import burn_in_callbacks
 from tfvi.launch.families.vae import build_parts
 from tfvi.launch.registry import ModelFamily, register_model
 
-absl_flags.DEFINE_integer("burn_in_epochs", 0, "Epochs of burn-in against the prior "
-                          "(seed 000 B.3) before training (--model=vib).")
 absl_flags.DEFINE_integer("predict_samples", 1000, "S posterior samples per example of "
                           "the posterior predictive (accuracy, ECE; 10^4 in seed 000).")
 absl_flags.DEFINE_string("gradient_estimator", "reparam", "Gradient estimator of the VIB: "
@@ -42,14 +41,7 @@ def check_vib_flags(flags):
 
 
 def vib_callbacks(model, prepared, flags):
-    if not flags.burn_in_epochs:
-        return []
-    from tfvi.burn_in import BurnIn
-
-    x, y, _ = prepared.eval_splits["train"]
-    return [BurnIn(x, y, epochs=flags.burn_in_epochs, batch_size=flags.batch_size,
-                   learning_rate=flags.learning_rate, seed=flags.seed,
-                   verbose=int(flags.verbose > 0))]
+    return burn_in_callbacks(model, prepared, flags)
 
 
 def evaluate_vib(model, prepared, flags):

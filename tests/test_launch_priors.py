@@ -1,0 +1,116 @@
+"""tfvi-train with learned priors (vamp, realnvp, maf), the Real NVP posterior, KL
+warm-up, burn-in for --model=vae, and --prior_training phases: tiny end-to-end runs
+in-process plus one-line errors for bad flags."""
+
+import os
+
+import numpy as np
+import pytest
+from absl import flags
+
+from tfvi.launch import train as T
+from tfvi.launch.families import learned_priors as LP
+from tfvi.launch.flags import FlagError
+
+T.setup()
+FLAGS = flags.FLAGS
+TINY = ["--preset=smoke", "--jit_compile=false", "--epochs=1", "--eval_iwae_samples=10",
+        "--eval_max_examples=50", "--noplots", "--noexport", "--verbose=0",
+        "--posterior=gaussian", "--components=1", "--objective=iwae", "--samples=2",
+        "--prior_depth=2", "--prior_hidden=8", "--pseudo_inputs=10",
+        "--posterior_depth=2", "--posterior_flow_hidden=8"]
+
+
+def parse(*args):
+    FLAGS.unparse_flags()
+    FLAGS(["tfvi-train", *args])
+    return FLAGS
+
+
+# The Real NVP prior runs with the Real NVP posterior (one run covers both).
+@pytest.mark.parametrize("extra", [["--prior=vamp"], ["--prior=maf"],
+                                   ["--posterior=realnvp", "--prior=realnvp"]])
+def test_learned_prior_trains_end_to_end(tmp_path, extra):
+    metrics = T.train(parse(*TINY, *extra, f"--workdir={tmp_path / 'w'}"))
+    assert metrics["epochs_trained"] == 1
+    assert np.isfinite(metrics["test"]["nll"])
+    assert metrics["flags"]["prior"] == extra[-1].split("=")[1]
+
+
+def test_kl_warmup_and_burn_in_for_vae(tmp_path):
+    metrics = T.train(parse(*TINY, "--epochs=2", "--kl_warmup_epochs=2", "--beta=1.0",
+                            "--burn_in_epochs=1", f"--workdir={tmp_path / 'w'}"))
+    # beta at the start of epoch 0 and 1: 0.01, then halfway to 1.
+    np.testing.assert_allclose(metrics["history"]["beta"], [0.01, 0.505], rtol=1e-5)
+
+
+def test_posthoc_freezes_each_phase(tmp_path):
+    """Epoch 1 trains the VAE with the flow prior held at N(0, I); epoch 2 only the
+    prior: the encoder/decoder weights of the checkpoints after epoch 1 and 2 agree
+    and the prior's do not (and vice versa for epoch 1)."""
+    workdir = tmp_path / "w"
+    args = [*TINY, "--prior=realnvp", "--prior_training=posthoc", "--epochs=2",
+            "--checkpoint_keep=3", f"--workdir={workdir}"]
+    T.train(parse(*args))
+    import keras
+
+    from tfvi.data import datasets
+    from tfvi.launch.registry import MODELS
+    from tfvi.callbacks import CheckpointManager
+
+    f = parse(*args)
+    T.tfvi_flags.apply_preset(f)
+    bundle = datasets.load(f.dataset, seed=f.seed)
+    prepared = datasets.prepare(bundle, None, f.view, f.target, seed=f.seed)
+
+    def weights_after(epoch):
+        model = MODELS["vae"].build(f, prepared)
+        model.load_weights(os.path.join(workdir, "checkpoints", f"epoch-{epoch:05d}",
+                                        "model.weights.h5"))
+        enc_dec = [v.numpy() for v in model.encoder.weights + model.decoder.weights]
+        return enc_dec, [v.numpy() for v in model.prior.weights]
+
+    keras.utils.set_random_seed(f.seed)
+    fresh = MODELS["vae"].build(f, prepared)
+    prior0 = [v.numpy() for v in fresh.prior.weights]
+    ed1, prior1 = weights_after(1)
+    ed2, prior2 = weights_after(2)
+    assert all(np.array_equal(a, b) for a, b in zip(prior0, prior1))  # prior frozen
+    assert all(np.array_equal(a, b) for a, b in zip(ed1, ed2))  # encoder/decoder frozen
+    assert not all(np.array_equal(a, b) for a, b in zip(prior1, prior2))  # prior trains
+
+
+def test_phase_schedules_cover_the_epochs():
+    for epochs in (2, 3, 10):
+        phases = LP.phase_schedule("posthoc", epochs)
+        assert sum(p[1] for p in phases) == epochs and all(p[1] > 0 for p in phases)
+    for epochs in (9, 16, 40):
+        phases = LP.phase_schedule("iterative", epochs)
+        assert sum(p[1] for p in phases) == epochs and all(p[1] > 0 for p in phases)
+        assert [p[2] for p in phases] == [True, False] * 4
+    phases = LP.phase_schedule("iterative", 32)
+    assert [LP.phase_of_epoch(phases, e)[0] for e in (0, 15, 16, 19, 20, 31)] == \
+        ["1a_vae", "1a_vae", "1b_prior", "1b_prior", "2a_vae", "4b_prior"]
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--prior=vampire"], "--prior"),
+    (["--posterior=maf"], "--posterior"),
+    (["--prior=realnvp", "--prior_depth=0"], "--prior_depth"),
+    (["--prior=vamp", "--pseudo_inputs=0"], "--pseudo_inputs"),
+    (["--kl_warmup_epochs=-1"], "--kl_warmup_epochs"),
+    (["--burn_in_epochs=-1"], "--burn_in_epochs"),
+    (["--prior=mog", "--prior_training=posthoc", "--epochs=4"], "--prior_training"),
+    (["--prior=maf", "--prior_training=iterative", "--epochs=4"], "--prior_training"),
+])
+def test_bad_flags_name_the_flag_and_write_nothing(tmp_path, args, flag):
+    workdir = tmp_path / "w"
+    with pytest.raises(FlagError, match=flag):
+        T.train(parse(*TINY, *args, f"--workdir={workdir}"))
+    assert not workdir.exists()
+
+
+def test_unknown_prior_training_is_refused_by_the_parser():
+    FLAGS.unparse_flags()
+    with pytest.raises(flags.Error, match="prior_training"):
+        FLAGS(["tfvi-train", "--prior_training=alternate"])
