@@ -98,6 +98,13 @@ def define_flags():
     _define("string", "output", None, "JSON output path (default: "
             "<workdir>/eval_<split>.json).")
     _define("integer", "verbose", 1, "0: quiet, 1: print the table.")
+    # AIS (seed 001): off unless --ais_temperatures is given. tfvi-train's aiwae
+    # family defines --ais_temperatures/--ais_leapfrog_steps too (shared here).
+    _define("integer", "ais_temperatures", 0, "AIS log-likelihood and seed 001's table "
+            "with this many temperatures (0: off; needs a workdir with checkpoints).")
+    _define("integer", "ais_leapfrog_steps", 10, "AIS: leapfrog steps per HMC transition.")
+    _define("integer", "ais_chains", 16, "AIS: chains per example.")
+    _define("string", "ais_schedule", "linear", "AIS: annealing schedule, linear or sigmoid.")
 
 
 def _error(message, status=2):
@@ -118,6 +125,86 @@ def resolve_export(path):
                      "export/ (train with --export).")
 
 
+def ais_settings(f):
+    """The AIS protocol from the flags, or None when AIS is off."""
+    temperatures = f.ais_temperatures if f["ais_temperatures"].present else 0
+    if not temperatures:
+        return None
+    if temperatures < 2:
+        raise ValueError(f"--ais_temperatures={temperatures} is not accepted; accepted "
+                         "values: 0 (off) or integers >= 2.")
+    for name in ("ais_chains", "ais_leapfrog_steps"):
+        if getattr(f, name) < 1:
+            raise ValueError(f"--{name}={getattr(f, name)} is not accepted; accepted "
+                             "values: integers >= 1.")
+    if f.ais_schedule not in ("linear", "sigmoid"):
+        raise ValueError(f"--ais_schedule={f.ais_schedule!r} is not accepted; accepted "
+                         "values: linear, sigmoid.")
+    # The flag's default here is 10 (Wu et al.); tfvi-train's aiwae family defines it
+    # with its training default, so an absent flag means the protocol's 10.
+    leapfrog = f.ais_leapfrog_steps if f["ais_leapfrog_steps"].present else 10
+    return dict(num_chains=f.ais_chains, num_temperatures=temperatures,
+                num_leapfrog_steps=leapfrog, schedule=f.ais_schedule)
+
+
+def restore_model(workdir, prepared):
+    """The live Keras model of a workdir: rebuilt from flags.json by its family's
+    builder (as `tfvi-train` does when resuming) with the newest checkpoint's weights."""
+    import types
+
+    import keras
+
+    from tfvi.callbacks import CheckpointManager
+    from tfvi.launch.registry import MODELS
+
+    with open(os.path.join(workdir, "flags.json")) as fh:
+        train_flags = types.SimpleNamespace(**json.load(fh))
+    family = MODELS.get(train_flags.model)
+    if family is None:
+        raise ValueError(f"{workdir}/flags.json has --model={train_flags.model}, which is "
+                         "not registered here.")
+    manager = CheckpointManager(os.path.join(workdir, "checkpoints"))
+    if manager.latest() is None:
+        raise ValueError(f"AIS needs a checkpoint; {workdir}/checkpoints has none.")
+    keras.utils.set_random_seed(train_flags.seed)
+    model = family.build(train_flags, prepared)
+    manager.restore(model)
+    return model, train_flags
+
+
+def ais_metrics(workdir, prepared, f, ais, x, y):
+    """Seed 001's table (AIS NLL and NVLB on test and train, gaps, active units) for the
+    workdir's model, plus the AIS log-likelihood of the evaluated split."""
+    import numpy as np
+
+    from tfvi import evaluation
+
+    model, train_flags = restore_model(workdir, prepared)
+    if not all(hasattr(model, name) for name in ("encoder", "decoder", "prior")):
+        raise ValueError(f"--ais_temperatures: --model={train_flags.model} has no "
+                         "encoder/decoder/prior to anneal between.")
+    if y is not None and prepared.target == "label":
+        raise ValueError("--ais_temperatures: AIS scores log p(x); this model predicts "
+                         "labels (--target=label).")
+    max_examples = f.max_examples or None
+    x_test = prepared.eval_splits["test"][0]
+    x_train = prepared.eval_splits["train"][0]
+    seed = int(train_flags.seed)
+    table = evaluation.seed001_table(model, x_test, x_train, iwae_samples=f.num_samples,
+                                     max_examples=max_examples, seed=seed,
+                                     verbose=f.verbose, preset="wu", **ais)
+    if f.split == "test":
+        nll = table["nll_test"]
+    elif f.split == "train":
+        nll = table["nll_train"]
+    else:
+        nll = -float(np.mean(evaluation.ais_log_likelihood(
+            model, x, preset="wu", seed=seed, verbose=f.verbose, **ais).log_likelihood))
+    table["metrics"] = {f"ais_{ais['num_temperatures']}_log_likelihood": -nll,
+                        "ais_nll": nll}
+    return table
+
+
 def evaluate(f):
     """Runs the evaluation for parsed flags; returns the result dict."""
     for name in f.metrics:
@@ -132,6 +219,12 @@ def evaluate(f):
             raise ValueError(f"--{name}={getattr(f, name)} is not accepted; accepted values: "
                              "integers >= 1.")
     export_dir, workdir = resolve_export(f.path)
+    ais = ais_settings(f)
+    if ais and workdir is None:
+        raise ValueError(f"--ais_temperatures={ais['num_temperatures']}: AIS needs the live "
+                         "model (decoder gradients), rebuilt from a training workdir "
+                         f"(flags.json + checkpoints/); --path={f.path} is a bare export. "
+                         "Pass the workdir instead.")
     with open(os.path.join(export_dir, "tfvi.json")) as fh:
         meta = json.load(fh)
     train_flags = meta.get("flags", {})
@@ -168,6 +261,10 @@ def evaluate(f):
     results = {}
     for name in f.metrics:
         results.update(EVAL_METRICS[name](loaded, x, y, f))
+    ais_table = None
+    if ais:
+        ais_table = ais_metrics(workdir, prepared, f, ais, x, y)
+        results.update(ais_table.pop("metrics"))
     out = {
         "export": os.path.abspath(export_dir),
         "dataset": dataset, "split": f.split, "num_examples": int(len(x)),
@@ -180,6 +277,8 @@ def evaluate(f):
                      "target": prepared.target},
         "seconds": time.time() - start,
     }
+    if ais_table is not None:
+        out["seed001_table"] = ais_table
     output = f.output or os.path.join(workdir or export_dir, f"eval_{f.split}.json")
     from tfvi.callbacks import write_json_atomic
 
@@ -190,6 +289,14 @@ def evaluate(f):
         print(f"{'metric':<32}{'value':>12}")
         for name, value in results.items():
             print(f"{name:<32}{value:>12.4f}")
+        if ais_table is not None:
+            from tfvi.evaluation import format_seed001_table
+
+            print(f"{PROG}: seed 001 table (AIS {ais['num_chains']} chains x "
+                  f"{ais['num_temperatures']} {ais['schedule']} temperatures x "
+                  f"{ais['num_leapfrog_steps']} leapfrog steps; NVLB = -IWAE-"
+                  f"{f.num_samples})")
+            print(format_seed001_table({"model": ais_table}))
         print(f"{PROG}: wrote {output}")
     return out
 
