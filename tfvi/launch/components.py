@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfvi import layers, priors
 from tfvi.data.synthetic import abs_toy_likelihood
+from tfvi.launch import flags as tfvi_flags
 from tfvi.launch.registry import (
     register_likelihood,
     register_posterior,
@@ -94,6 +95,17 @@ def default_strategy(flags):
 @register_strategy("mirrored")
 def mirrored_strategy(flags):
     return tf.distribute.MirroredStrategy()
+
+
+@register_strategy("multi_worker")
+def multi_worker_strategy(flags):
+    from tfvi import distribute
+
+    try:
+        return distribute.create_strategy("multi_worker",
+                                          timeout_seconds=flags.worker_timeout_seconds)
+    except ValueError as err:
+        raise tfvi_flags.FlagError(f"--strategy=multi_worker: {err}") from None
 
 
 # --------------------------------------------------------------- LR schedules

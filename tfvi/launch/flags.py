@@ -20,7 +20,7 @@ FLAGS = flags.FLAGS
 # workdir may be resumed with different values of these.
 RUN_CONTROL_FLAGS = ("workdir", "overwrite", "verbose", "flagfile", "export", "plots",
                      "eval_iwae_samples", "eval_max_examples", "checkpoint_keep",
-                     "jit_compile", "data_dir")
+                     "jit_compile", "data_dir", "strategy", "worker_timeout_seconds")
 
 
 class FlagError(ValueError):
@@ -83,7 +83,11 @@ def define_flags():
     flags.DEFINE_float("lr_decay_rate", 0.5, "Decay factor of --lr_schedule=step.")
     flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and sampling noise.")
     flags.DEFINE_string("strategy", "default", "tf.distribute strategy: default (one device), "
-                        "mirrored (all local devices, no XLA).")
+                        "mirrored (all local devices, no XLA), multi_worker "
+                        "(MultiWorkerMirroredStrategy from TF_CONFIG; the chief writes the "
+                        "workdir, other workers a temporary copy that is deleted).")
+    flags.DEFINE_float("worker_timeout_seconds", 60.0, "--strategy=multi_worker: seconds a "
+                       "collective waits for a peer before the run fails (a dead worker).")
     flags.DEFINE_string("jit_compile", "auto", "XLA for the train step: auto (on without a "
                         "strategy), true, false.")
     # Run control.

@@ -183,6 +183,27 @@ def _summary_table(metrics, k):
     return "\n".join(rows)
 
 
+def _use_worker_workdir(f, strategy):
+    """Multi-worker runs: every worker runs the same code (saving uses collectives),
+    but only the chief writes `--workdir`; another worker writes a temporary copy
+    (seeded with the chief's checkpoints when visible, so a resume starts every worker
+    from the same epoch) that is deleted when the process exits."""
+    import atexit
+    import tempfile
+
+    from tfvi import distribute
+
+    if distribute.is_chief(strategy):
+        return
+    tmp = tempfile.mkdtemp(prefix="tfvi-worker-")
+    atexit.register(shutil.rmtree, tmp, True)
+    copy = os.path.join(tmp, "workdir")
+    if os.path.exists(os.path.join(f.workdir, "flags.json")):
+        shutil.copytree(f.workdir, copy, ignore=shutil.ignore_patterns(
+            "tensorboard", "plots", "export", "metrics.json"))
+    f.workdir = copy
+
+
 # ---------------------------------------------------------------- main
 def train(f):
     """Runs the whole job for parsed flags `f`; returns the metrics dict."""
@@ -200,6 +221,7 @@ def train(f):
 
     family = MODELS[f.model]
     strategy = STRATEGIES[f.strategy](f)
+    _use_worker_workdir(f, strategy)
     jit = {"auto": None, "true": True, "false": False}[f.jit_compile]
     if strategy is not None and jit:
         raise tfvi_flags.FlagError(f"--jit_compile=true is not supported with --strategy="
@@ -225,6 +247,9 @@ def train(f):
         model.compile(optimizer=optimizer,
                       jit_compile=False if strategy is not None else jit)
         model.optimizer.build(model.trainable_variables)
+    from tfvi import distribute
+
+    distribute.apply_multi_worker_workarounds(model, strategy)
 
     # Everything above only reads; from here on the workdir is written.
     wanted = tfvi_flags.flag_dict(f)
@@ -269,6 +294,15 @@ def train(f):
                                                  restore_best_weights=True))
     if family.callbacks is not None:
         cbs = list(family.callbacks(model, prepared, f)) + cbs
+    if f.strategy == "multi_worker":
+        from tfvi.distribute import PeerWatchdog
+
+        cbs.append(PeerWatchdog(
+            f.worker_timeout_seconds,
+            f"{PROG}: error: training stopped: no progress for {{seconds:.0f}} s; a worker "
+            "of the --strategy=multi_worker cluster failed or stopped responding. The last "
+            f"complete checkpoint in {f.workdir}/checkpoints is intact: rerun the same "
+            "command on every worker (or with --strategy=default) to resume."))
     if initial_epoch < f.epochs:
         try:
             model.fit(train_ds, epochs=f.epochs, initial_epoch=initial_epoch,
@@ -276,6 +310,16 @@ def train(f):
                       shuffle=False)
         except tfvi_callbacks.NonFiniteLossError as err:
             _error(f"training stopped: {err}", status=1)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.CancelledError, tf.errors.InternalError) as err:
+            if f.strategy != "multi_worker":
+                raise
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            _error(f"training stopped: a worker of the --strategy=multi_worker cluster "
+                   f"failed or stopped responding ({type(err).__name__}: {first}); the "
+                   f"last complete checkpoint in {f.workdir}/checkpoints is intact: "
+                   "rerun the same command on every worker (or with --strategy=default) "
+                   "to resume.", status=1)
     train_seconds = ckpt.extra_state.get("train_seconds", previous_train_seconds)
 
     eval_start = time.time()

@@ -1,0 +1,134 @@
+"""MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1 through the
+launcher (`tfvi-train --strategy=multi_worker`, TF_CONFIG per process).
+
+Ports are chosen free at test time, every process runs under `timeout` and is reaped
+in a `finally`. Shows: two workers train and the chief's checkpoint resumes in a
+single process; killing one worker makes the other stop with a clear error within a
+bounded time, leaving the last complete checkpoint intact and resumable.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tfvi.launch import train as T
+
+ARGS = ["--preset=smoke", "--noplots", "--noexport", "--eval_iwae_samples=10",
+        "--eval_max_examples=40", "--batch_size=64"]
+TIMEOUT = 420
+KILL_EPOCHS = 40
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _start_workers(workdir, tmpdir, extra):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TMPDIR=str(tmpdir), TF_CPP_MIN_LOG_LEVEL="2",
+                   CUDA_VISIBLE_DEVICES="",
+                   TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            ["timeout", "-s", "KILL", str(TIMEOUT), sys.executable, "-m", "tfvi.launch.train",
+             "--strategy=multi_worker", f"--workdir={workdir}", *ARGS, *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True))  # own process group: kill reaches python, not only timeout
+    return procs
+
+
+def _kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(procs):
+    for p in procs:
+        _kill(p)
+    for p in procs:
+        p.communicate()
+
+
+if "strategy" not in T.FLAGS:  # test_launch_train may have defined the flags already
+    T.setup()
+
+
+def _parse(*args):
+    T.FLAGS.unparse_flags()
+    T.FLAGS(["tfvi-train", *args])
+    return T.FLAGS
+
+
+def test_two_workers_train_and_chief_checkpoint_resumes_in_one_process(tmp_path):
+    workdir, tmpdir = tmp_path / "w", tmp_path / "tmp"
+    tmpdir.mkdir()
+    procs = _start_workers(workdir, tmpdir, ["--epochs=2", "--verbose=0"])
+    try:
+        outs = [p.communicate(timeout=TIMEOUT + 30) for p in procs]
+    finally:
+        _reap(procs)
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    ckpts = sorted(os.listdir(workdir / "checkpoints"))
+    assert ckpts[-1] == "epoch-00002" and (workdir / "tensorboard").exists()
+    assert os.listdir(tmpdir) == []  # the non-chief's temporary workdir is gone
+    # Same flags, one process, default strategy: restores the chief's epoch-2 checkpoint.
+    chief = json.loads((workdir / "metrics.json").read_text())
+    metrics = T.train(_parse(f"--workdir={workdir}", *ARGS, "--epochs=2", "--verbose=0"))
+    assert metrics["epochs_trained"] == 2
+    # Same weights, same evaluation seeds: the same IWAE NLL as the chief computed.
+    assert abs(metrics["test"]["nll"] - chief["test"]["nll"]) < 1e-3
+
+
+def test_killed_worker_stops_the_other_with_a_clear_error(tmp_path):
+    workdir, tmpdir = tmp_path / "w", tmp_path / "tmp"
+    tmpdir.mkdir()
+    procs = _start_workers(workdir, tmpdir, [f"--epochs={KILL_EPOCHS}", "--verbose=0", "--batch_size=16",
+                                             "--worker_timeout_seconds=15"])
+    try:
+        ckpt_dir = workdir / "checkpoints"
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline and all(p.poll() is None for p in procs):
+            if ckpt_dir.exists() and any(
+                    (ckpt_dir / n / "state.json").exists() for n in os.listdir(ckpt_dir)):
+                break
+            time.sleep(0.5)
+        assert all(p.poll() is None for p in procs), "a worker ended before the kill"
+        _kill(procs[1])
+        killed_at = time.time()
+        _, err = procs[0].communicate(timeout=180)
+        elapsed = time.time() - killed_at
+    finally:
+        _reap(procs)
+    assert procs[0].returncode == 1, err[-3000:]
+    assert elapsed < 15 + 60  # the watchdog's timeout plus slack for a loaded machine
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("tfvi-train: error: training stopped:") and \
+        "worker" in last and "checkpoint" in last, err[-3000:]
+    from tfvi.callbacks import CheckpointManager
+
+    done = CheckpointManager(str(workdir / "checkpoints")).checkpoints()
+    assert done, "no complete checkpoint"
+    assert done[-1][0] < KILL_EPOCHS
+    # Resumes from the last complete checkpoint in one process and finishes the run.
+    metrics = T.train(_parse(f"--workdir={workdir}", *ARGS, f"--epochs={KILL_EPOCHS}",
+                             "--verbose=0", "--batch_size=16"))
+    assert metrics["epochs_trained"] == KILL_EPOCHS
