@@ -102,7 +102,7 @@ def test_killed_worker_stops_the_other_with_a_clear_error(tmp_path):
     workdir, tmpdir = tmp_path / "w", tmp_path / "tmp"
     tmpdir.mkdir()
     procs = _start_workers(workdir, tmpdir, [f"--epochs={KILL_EPOCHS}", "--verbose=0", "--batch_size=16",
-                                             "--worker_timeout_seconds=15"])
+                                             "--worker_timeout_seconds=30"])
     try:
         ckpt_dir = workdir / "checkpoints"
         deadline = time.time() + TIMEOUT
@@ -119,10 +119,11 @@ def test_killed_worker_stops_the_other_with_a_clear_error(tmp_path):
     finally:
         _reap(procs)
     assert procs[0].returncode == 1, err[-3000:]
-    assert elapsed < 15 + 60  # the watchdog's timeout plus slack for a loaded machine
+    # TF's heartbeat check ends it in about 25 s here; the backstop would at 60 s.
+    assert elapsed < 90
     last = err.strip().splitlines()[-1]
-    assert last.startswith("tfvi-train: error: training stopped:") and \
-        "worker" in last and "checkpoint" in last, err[-3000:]
+    assert last.startswith("tfvi-train: error: training stopped: a worker") and \
+        "checkpoint" in last and "resume" in last, err[-3000:]
     from tfvi.callbacks import CheckpointManager
 
     done = CheckpointManager(str(workdir / "checkpoints")).checkpoints()

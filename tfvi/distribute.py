@@ -28,10 +28,7 @@ import faulthandler
 import json
 import os
 import shutil
-import sys
 import tempfile
-import threading
-import time
 
 import keras
 
@@ -192,54 +189,36 @@ def apply_multi_worker_workarounds(model, strategy):
 
 
 class PeerWatchdog(keras.callbacks.Callback):
-    """Ends the process with a clear message when training makes no progress for
-    `timeout_seconds` (a dead peer in a multi-worker cluster).
+    """Backstop for a multi-worker run that stops making progress.
 
-    Measured here (TF 2.21, loopback, ring all-reduce): after SIGKILL of one worker the
-    survivor blocks in the all-reduce indefinitely; neither
-    `CommunicationOptions.timeout_seconds` nor MWMS's health check ends it. A blocked
-    collective cannot be interrupted from Python, so the watchdog prints `message` and
-    calls `os._exit(exit_status)`. Checkpoints are written atomically (tfvi.callbacks),
-    so the last complete one is intact. Progress = any train/test batch or epoch end;
-    the clock starts after the first training batch (tracing can be slow).
+    Measured here (TF 2.21, loopback, ring all-reduce): when one worker is SIGKILLed,
+    MultiWorkerMirroredStrategy's heartbeat check aborts the survivor's collectives
+    with `UnavailableError` ("tasks are unhealthy") about 25 s later; the launcher turns
+    that into a one-line error. A blocked collective holds the GIL, so a Python
+    watchdog thread cannot run; this callback arms `faulthandler.dump_traceback_later`
+    (a C thread) instead: if no train/test batch or epoch ends for
+    `timeout_seconds`, the stacks are dumped and the process exits with status 1.
+    Checkpoints are written atomically (tfvi.callbacks), so the last complete one
+    stays intact either way. Call `cancel()` when leaving `fit` by an exception.
     """
 
-    def __init__(self, timeout_seconds, message, exit_status=1, poll_seconds=1.0):
+    def __init__(self, timeout_seconds):
         super().__init__()
         if not timeout_seconds > 0:
             raise ValueError(f"`timeout_seconds` must be positive; got {timeout_seconds!r}.")
         self.timeout_seconds = float(timeout_seconds)
-        self.message = message
-        self.exit_status = exit_status
-        self.poll_seconds = poll_seconds
-        self._last = None
-        self._stop = threading.Event()
-        self._thread = None
 
     def _beat(self, *args, **kwargs):
-        self._last = time.monotonic()
-        # Backstop in C (needs no GIL): if even the thread above cannot run, dump the
-        # stacks and exit a little later.
-        faulthandler.dump_traceback_later(self.timeout_seconds + 10.0, exit=True)
+        faulthandler.dump_traceback_later(self.timeout_seconds, exit=True)
 
-    on_train_batch_end = on_test_batch_end = on_epoch_end = _beat
+    on_train_begin = on_train_batch_end = on_test_batch_end = on_epoch_end = _beat
 
-    def _watch(self):
-        while not self._stop.wait(self.poll_seconds):
-            if self._last is not None and time.monotonic() - self._last > self.timeout_seconds:
-                print(self.message.format(seconds=self.timeout_seconds), file=sys.stderr,
-                      flush=True)
-                os._exit(self.exit_status)
-
-    def on_train_begin(self, logs=None):
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, daemon=True,
-                                        name="tfvi-peer-watchdog")
-        self._thread.start()
+    @staticmethod
+    def cancel():
+        faulthandler.cancel_dump_traceback_later()
 
     def on_train_end(self, logs=None):
-        self._stop.set()
-        faulthandler.cancel_dump_traceback_later()
+        self.cancel()
 
 
 # ------------------------------------------------------------ sharded evaluation

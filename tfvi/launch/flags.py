@@ -87,7 +87,8 @@ def define_flags():
                         "(MultiWorkerMirroredStrategy from TF_CONFIG; the chief writes the "
                         "workdir, other workers a temporary copy that is deleted).")
     flags.DEFINE_float("worker_timeout_seconds", 60.0, "--strategy=multi_worker: seconds a "
-                       "collective waits for a peer before the run fails (a dead worker).")
+                       "collective waits for a peer; with no progress for 30 s more the "
+                       "process exits (a dead worker).")
     flags.DEFINE_string("jit_compile", "auto", "XLA for the train step: auto (on without a "
                         "strategy), true, false.")
     # Run control.

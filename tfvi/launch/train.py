@@ -297,12 +297,9 @@ def train(f):
     if f.strategy == "multi_worker":
         from tfvi.distribute import PeerWatchdog
 
-        cbs.append(PeerWatchdog(
-            f.worker_timeout_seconds,
-            f"{PROG}: error: training stopped: no progress for {{seconds:.0f}} s; a worker "
-            "of the --strategy=multi_worker cluster failed or stopped responding. The last "
-            f"complete checkpoint in {f.workdir}/checkpoints is intact: rerun the same "
-            "command on every worker (or with --strategy=default) to resume."))
+        # A dead peer normally surfaces as UnavailableError (caught below); this is
+        # the backstop if the collective hangs instead.
+        cbs.append(PeerWatchdog(f.worker_timeout_seconds + 30.0))
     if initial_epoch < f.epochs:
         try:
             model.fit(train_ds, epochs=f.epochs, initial_epoch=initial_epoch,
@@ -314,6 +311,9 @@ def train(f):
                 tf.errors.CancelledError, tf.errors.InternalError) as err:
             if f.strategy != "multi_worker":
                 raise
+            from tfvi.distribute import PeerWatchdog
+
+            PeerWatchdog.cancel()
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
             _error(f"training stopped: a worker of the --strategy=multi_worker cluster "
                    f"failed or stopped responding ({type(err).__name__}: {first}); the "
