@@ -79,7 +79,9 @@ class VAE(keras.Model):
     Metrics per epoch: `loss` (= -bound), the bound being trained (named after the
     objective), `elbo`, `reconstruction` (E_q log p(x|z)) and `kl`
     (E_q [log q(z|x) - log r(z)]); all averaged over examples, stratified over
-    components.
+    components. With `objective="elbo"` and `beta != 1` the trained bound and the
+    diagnostic share the name `elbo`, which then reports the beta-weighted objective;
+    the beta = 1 ELBO is always `reconstruction - kl`.
     """
 
     def __init__(self, encoder, decoder, prior=None, objective="elbo", samples=1,
