@@ -17,8 +17,6 @@ from tfvi.launch.registry import (
     register_strategy,
 )
 
-LR_SCHEDULES = ("constant", "step", "burda")
-
 
 def hidden_sizes(values):
     return tuple(int(v) for v in values if str(v).strip())

@@ -11,8 +11,14 @@ from absl import flags
 
 from tfvi.data.datasets import DATASETS, TARGETS, VIEWS
 from tfvi.launch import presets
-from tfvi.launch.components import LR_SCHEDULES
-from tfvi.launch.registry import LIKELIHOODS, MODELS, POSTERIORS, PRIORS, STRATEGIES
+from tfvi.launch.registry import (
+    LIKELIHOODS,
+    LR_SCHEDULES,
+    MODELS,
+    POSTERIORS,
+    PRIORS,
+    STRATEGIES,
+)
 
 FLAGS = flags.FLAGS
 

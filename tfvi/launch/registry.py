@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 __all__ = [
     "LIKELIHOODS",
+    "LR_SCHEDULES",
     "MODELS",
     "ModelFamily",
     "POSTERIORS",
@@ -29,6 +30,9 @@ __all__ = [
     "register_prior",
     "register_strategy",
 ]
+
+# `--lr_schedule` values (built by `tfvi.launch.components`).
+LR_SCHEDULES = ("constant", "step", "burda")
 
 MODELS = {}
 POSTERIORS = {}
