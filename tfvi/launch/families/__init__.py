@@ -8,5 +8,7 @@ import pkgutil
 
 
 def import_all():
+    # The built-in posteriors, priors, likelihoods and strategies register themselves.
+    importlib.import_module("tfvi.launch.components")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{info.name}")
