@@ -74,6 +74,11 @@ def check_workdir(workdir, wanted, overwrite):
                           "workdir (no flags.json); choose another --workdir.")
     with open(flags_path) as f:
         previous = json.load(f)
+    # A flag the stored run did not have and this command leaves at its default (a flag
+    # added since, or tfvi-eval's flags when both launchers share one process) changes
+    # nothing about the run.
+    wanted = {k: v for k, v in wanted.items()
+              if k in previous or (k in FLAGS and FLAGS[k].present)}
     if previous == wanted:
         return True
     if overwrite:
