@@ -1,5 +1,6 @@
 """SavedModel export: every signature loads in a process that imports only
-TensorFlow and agrees with the in-memory model."""
+TensorFlow and agrees with the in-memory model, with every prior (learned priors
+included) and the Real NVP posterior."""
 
 import json
 import os
@@ -64,8 +65,8 @@ def exported(tmp_path_factory):
 def test_loads_with_tensorflow_only(exported):
     *_, report = exported
     assert report["foreign_modules"] == []
-    assert report["signatures"] == sorted(["encode", "decode", "sample", "elbo",
-                                           "log_likelihood"])
+    assert report["signatures"] == sorted(["encode", "decode", "sample", "prior_log_prob",
+                                           "elbo", "log_likelihood"])
 
 
 def test_encode_and_decode_match_the_model(exported):
@@ -127,3 +128,115 @@ def test_export_with_a_separate_target():
     ref = tfvi.evaluation.iwae_log_likelihood(model, x, num_samples=50, y=y)
     assert ll["log_likelihood"].shape == (4,)
     assert abs(ll["log_likelihood"].numpy().mean() - ref.mean()) < 1.0
+
+
+# ------------------------------------------------------------------ learned priors
+LATENT = 3
+LEARNED = ["vamp", "realnvp", "maf", "realnvp+rnvp_posterior"]
+
+
+def _learned_model(kind, x):
+    if kind.endswith("rnvp_posterior"):
+        encoder = tfvi.layers.RealNVPPosterior(LATENT, depth=2, hidden=(16,), flow_hidden=(8,),
+                                               seed=1)
+    else:
+        encoder = tfvi.layers.GaussianEncoder(LATENT, hidden=(16,))
+    encoder.build((None, 64))
+    if kind == "vamp":
+        prior = tfvi.priors.VampPrior(encoder, num_pseudo_inputs=7, init_from_data=x, seed=0)
+    elif kind.startswith("realnvp"):
+        prior = tfvi.priors.RealNVPPrior(LATENT, depth=2, hidden=(8,), seed=0)
+    else:
+        prior = tfvi.priors.MAFPrior(LATENT, depth=2, hidden=(8, 8))
+    model = tfvi.models.VAE(encoder, tfvi.layers.BernoulliDecoder(64, hidden=(16,)), prior,
+                            objective="iwae", samples=2, input_dim=64, seed=0)
+    # Move every weight off its initial value: a new flow is the identity (prior =
+    # N(0, I)), which would let an export that ignored the learned prior pass.
+    for i, v in enumerate(model.trainable_variables):
+        v.assign(v + 0.3 * tf.random.normal(v.shape, seed=i))
+    return model
+
+
+@pytest.fixture(scope="module", params=LEARNED)
+def learned_export(request, tmp_path_factory):
+    x = tfvi.data.load_digits()["test_x"][:10]
+    model = _learned_model(request.param, x)
+    path = str(tmp_path_factory.mktemp("learned") / "export")
+    export_model(model, path)
+    return request.param, model, tf.saved_model.load(path), path, x
+
+
+def test_exported_prior_log_prob_is_the_learned_prior(learned_export):
+    _, model, loaded, _, _ = learned_export
+    z = tf.constant(np.random.default_rng(1).standard_normal((50, LATENT)) * 1.5, tf.float32)
+    exported = loaded.signatures["prior_log_prob"](z=z)["log_prob"].numpy()
+    np.testing.assert_allclose(exported, model.prior().log_prob(z).numpy(), rtol=1e-5,
+                               atol=1e-5)
+    standard = tfvi.priors.StandardNormal(LATENT)().log_prob(z).numpy()
+    assert np.abs(exported - standard).max() > 0.1  # the learned prior is not N(0, I)
+
+
+def test_exported_sample_draws_from_the_learned_prior(learned_export):
+    _, model, loaded, _, _ = learned_export
+    seed = tf.constant([3, 4])
+    out = loaded.signatures["sample"](n=tf.constant(200), seed=seed)
+    # Same stateless seed split as the serving function: exact same draws.
+    seed_z, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    z_mem = model.prior().sample(200, seed=seed_z)
+    np.testing.assert_allclose(out["z"].numpy(), z_mem.numpy(), rtol=1e-4, atol=1e-4)
+    logits = model.decoder.decoder_parameters(out["z"])["logits"].numpy()
+    np.testing.assert_allclose(out["logits"].numpy(), logits, rtol=1e-4, atol=1e-4)
+    assert set(np.unique(out["x"].numpy())) <= {0.0, 1.0}
+
+
+def test_exported_bounds_score_under_the_learned_prior(learned_export):
+    _, model, loaded, _, x = learned_export
+    xt = tf.constant(x)
+    n = 50  # one chunk: seed fold_in([1, 2], 0), as in ServingModule._log_likelihood
+    seed = tf.random.experimental.stateless_fold_in(tf.constant([1, 2], tf.int32), 0)
+    terms = model.log_weight_terms(xt, samples=n, seed=seed)
+    log_w = tf.cast(terms["log_likelihood"] + terms["log_prior"] - terms["log_posterior"],
+                    tf.float64)
+    expected = (tf.reduce_logsumexp(log_w, axis=[0, 1]) - np.log(n)).numpy()
+    got = loaded.signatures["log_likelihood"](x=xt, num_samples=tf.constant(n))
+    np.testing.assert_allclose(got["log_likelihood"].numpy(), expected, rtol=1e-5, atol=1e-4)
+    # The same samples scored under N(0, I) instead give a different estimate.
+    log_std = tfvi.priors.StandardNormal(LATENT)().log_prob(terms["z"])
+    log_w_std = tf.cast(terms["log_likelihood"] + log_std - terms["log_posterior"], tf.float64)
+    other = (tf.reduce_logsumexp(log_w_std, axis=[0, 1]) - np.log(n)).numpy()
+    assert np.abs(other - expected).max() > 0.05
+    terms = model.log_weight_terms(xt, samples=16, seed=tf.constant([0, 0], tf.int32))
+    elbo = tf.reduce_mean(terms["log_likelihood"] + terms["log_prior"]
+                          - terms["log_posterior"], axis=[0, 1]).numpy()
+    got = loaded.signatures["elbo"](x=xt)["elbo"].numpy()
+    np.testing.assert_allclose(got, elbo, rtol=1e-5, atol=1e-4)
+
+
+PRIOR_LOADER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    m = tf.saved_model.load(sys.argv[1])
+    z = tf.constant(np.load(sys.argv[2]))
+    lp = m.signatures["prior_log_prob"](z=z)["log_prob"].numpy()
+    mods = sorted(m for m in sys.modules if m.split(".")[0] in ("tfvi", "tensorflow_probability"))
+    print(json.dumps({"foreign_modules": mods, "log_prob": lp.tolist()}))
+""")
+
+
+def test_learned_prior_export_loads_with_tensorflow_only(tmp_path):
+    """Flow prior and flow posterior: the SavedModel needs neither tfvi nor TFP."""
+    model = _learned_model("realnvp+rnvp_posterior", tfvi.data.load_digits()["test_x"][:10])
+    path = str(tmp_path / "export")
+    export_model(model, path)
+    z = np.random.default_rng(2).standard_normal((4, LATENT)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    (tmp_path / "load.py").write_text(PRIOR_LOADER)
+    proc = subprocess.run([sys.executable, str(tmp_path / "load.py"), path,
+                           str(tmp_path / "z.npy")], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["foreign_modules"] == []
+    np.testing.assert_allclose(report["log_prob"], model.prior().log_prob(z).numpy(),
+                               rtol=1e-5, atol=1e-5)

@@ -10,7 +10,11 @@ would need TFP to load, see DESIGN.md):
   `logits` for a mixture; `[batch, K, d]` per component);
 * `decode(z)` -> the likelihood parameters (`logits`, or `loc` and `scale`);
 * `sample(n, seed)` -> `z ~ r(z)` `[n, d]`, `x ~ p(x|z_i)` and the likelihood
-  parameters; `seed` is a stateless `[2]` int32 seed;
+  parameters; `seed` is a stateless `[2]` int32 seed; r is the model's own prior
+  (learned priors included: Real NVP / MAF samples run the flow, VampPrior draws a
+  pseudo-input component and samples its posterior);
+* `prior_log_prob(z)` -> `{"log_prob": [batch]}`: log r(z) under the model's prior
+  (for a learned prior the only way to score latents without tfvi);
 * `elbo(x)` -> `{"elbo": [batch]}`: the (stratified) ELBO estimated with
   `ELBO_SAMPLES` samples per component and a fixed seed;
 * `log_likelihood(x, num_samples)` -> `{"log_likelihood": [batch]}`: the IWAE
@@ -36,7 +40,7 @@ __all__ = ["ServingModule", "export_model", "ELBO_SAMPLES", "SIGNATURES"]
 
 ELBO_SAMPLES = 16
 IWAE_CHUNK = 128
-SIGNATURES = ("encode", "decode", "sample", "elbo", "log_likelihood")
+SIGNATURES = ("encode", "decode", "sample", "prior_log_prob", "elbo", "log_likelihood")
 
 
 class ServingModule(tf.Module):
@@ -62,6 +66,7 @@ class ServingModule(tf.Module):
         self.encode = tf.function(self._encode, input_signature=[x_spec])
         self.decode = tf.function(self._decode, input_signature=[z_spec])
         self.sample = tf.function(self._sample, input_signature=[n_spec, seed_spec])
+        self.prior_log_prob = tf.function(self._prior_log_prob, input_signature=[z_spec])
         if self.has_target:
             y_spec = tf.TensorSpec(target_spec.shape, target_spec.dtype, name="y")
             self.elbo = tf.function(self._elbo, input_signature=[x_spec, y_spec])
@@ -84,6 +89,9 @@ class ServingModule(tf.Module):
         params = self.model.decoder.decoder_parameters(z)
         x = self.model.decoder.distribution(params).sample(seed=seed_x)
         return dict(params, z=z, x=tf.cast(x, tf.float32))
+
+    def _prior_log_prob(self, z):
+        return {"log_prob": self.model.prior().log_prob(z)}
 
     def _elbo(self, x, y):
         terms = self.model.log_weight_terms(x, y, samples=ELBO_SAMPLES,
