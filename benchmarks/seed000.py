@@ -1,11 +1,16 @@
 """Seed 000 reproduction at a CPU budget: the |z| toy curves (Fig. B.1/B.2) and the
 single-column digits VIB grid (B.1: K in {1,2,5,10} x T in {1,2,5,10}; accuracy and
 ECE for ELBO/IWAE (K=1) and SELBO/SIWAE (K>1)), the deterministic baselines, and the
-decoded component modes of a single-column VAE (C.3).
+decoded component modes of a single-column VAE (C.3) and of the style-modality VAE
+(C.7: target a random image of the same class).
 
-    python benchmarks/seed000.py --parts toy,grid,modes [--epochs 20] [--toy_epochs 60]
+    python benchmarks/seed000.py --parts toy,grid,modes,style [--epochs 50] [--seeds 0,1]
 
-Prints tables and writes benchmarks/results/seed000_{toy,grid}.json and plots.
+Prints tables and writes benchmarks/results/seed000_{toy,grid,modes,style}.json and
+plots. The grid halves Adam's rate (1e-3) halfway through training, as B.1's 15000 of
+30000 steps; split seeds over processes with `--seeds 0 --grid_out
+seed000_grid_seed0.json` (and seed 1) and join them with
+`--merge seed000_grid_seed0.json,seed000_grid_seed1.json`.
 """
 
 import argparse
@@ -22,7 +27,8 @@ import tfvi
 from tfvi.data import views
 from tfvi.evaluation import calibration, modes
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = os.environ.get("SEED000_RESULTS") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 # ----------------------------------------------------------------------- toy
@@ -107,62 +113,130 @@ def _vib(k, t, objective, seed=0, **kwargs):
         objective=objective, samples=t, beta=0.05, input_dim=8, seed=seed, **kwargs)
 
 
+def _step_schedule(args, steps_per_epoch):
+    """B.1's Adam schedule scaled to our budget: lr 1e-3, x0.5 every `decay_steps`.
+
+    B.1 trains 50 epochs of MNIST (30000 steps at batch 100) and halves the rate every
+    15000 steps, i.e. once halfway; by default we halve it halfway too
+    (`--lr_decay_steps=0` -> half of epochs * steps_per_epoch)."""
+    decay = args.lr_decay_steps or max(1, args.epochs * steps_per_epoch // 2)
+    return keras.optimizers.schedules.ExponentialDecay(
+        args.learning_rate, decay_steps=decay, decay_rate=0.5, staircase=True), decay
+
+
 def run_grid(args):
+    """The K x T grid for each seed in `args.seeds`; rows carry the seed."""
     xtr, ytr, xte, yte, _ = _digits_single_column()
-    rows = []
-    for k, t in itertools.product(args.ks, args.ts):
-        objectives = ("elbo", "iwae") if k == 1 else ("selbo", "siwae")
-        for objective in objectives:
-            model = _vib(k, t, objective)
-            model.compile(keras.optimizers.Adam(1e-3), jit_compile=args.jit)
-            t0 = time.time()
-            if args.burn_in_epochs:
-                tfvi.burn_in.burn_in(model, xtr, ytr, epochs=args.burn_in_epochs, verbose=0)
+    steps_per_epoch = -(-len(xtr) // args.batch_size)
+    rows, baselines = [], {}
+    for seed in args.seeds:
+        for k, t in itertools.product(args.ks, args.ts):
+            objectives = ("elbo", "iwae") if k == 1 else ("selbo", "siwae")
+            for objective in objectives:
+                if k == 1 and t == 1 and objective == "iwae" and rows and \
+                        rows[-1]["objective"] == "elbo" and rows[-1]["T"] == 1:
+                    # With one sample IWAE is the ELBO: same loss, same seed, same run.
+                    rows.append(dict(rows[-1], objective="iwae", same_run_as="elbo"))
+                    print(f"grid seed={seed} K= 1 T= 1 iwae  = elbo (T=1)", flush=True)
+                    continue
+                model = _vib(k, t, objective, seed=seed)
+                schedule, decay = _step_schedule(args, steps_per_epoch)
+                model.compile(keras.optimizers.Adam(schedule), jit_compile=args.jit)
+                t0 = time.time()
+                if args.burn_in_epochs:
+                    tfvi.burn_in.burn_in(model, xtr, ytr, epochs=args.burn_in_epochs,
+                                         seed=seed, verbose=0)
+                hist = model.fit(xtr, ytr, batch_size=args.batch_size, epochs=args.epochs,
+                                 verbose=0)
+                probs = calibration.posterior_predictive(model, xte, args.predict_samples,
+                                                         seed=seed)
+                row = {"K": k, "T": t, "objective": objective, "seed": seed,
+                       "accuracy": calibration.accuracy(probs, yte),
+                       "ece": calibration.expected_calibration_error(probs, yte),
+                       "train_kl_last_epoch": float(hist.history["kl"][-1]),
+                       "train_accuracy_last_epoch": float(hist.history["accuracy"][-1]),
+                       "seconds": round(time.time() - t0, 1)}
+                rows.append(row)
+                print(f"grid seed={seed} K={k:2d} T={t:2d} {objective:5s} "
+                      f"acc {row['accuracy']:.3f} ECE {row['ece']:.3f} "
+                      f"(train KL {row['train_kl_last_epoch']:.2f}) [{row['seconds']} s]",
+                      flush=True)
+                if k == 5 and objective == "siwae" and t == max(args.ts) and \
+                        seed == args.seeds[0]:
+                    calibration.plot_reliability_diagram(
+                        probs, yte, path=os.path.join(RESULTS,
+                                                      "seed000_reliability_siwae_k5.png"),
+                        title=f"VIB SIWAE K=5 T={t}")
+        for name, fn in (("pyramid", tfvi.models.baselines.pyramid_mlp),
+                         ("bottleneck", tfvi.models.baselines.bottleneck_mlp)):
+            if not args.baselines:
+                break
+            keras.utils.set_random_seed(seed)
+            model = fn(8)
+            model.compile(keras.optimizers.Adam(_step_schedule(args, steps_per_epoch)[0]),
+                          "sparse_categorical_crossentropy")
             model.fit(xtr, ytr, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
-            probs = calibration.posterior_predictive(model, xte, args.predict_samples)
-            row = {"K": k, "T": t, "objective": objective,
-                   "accuracy": calibration.accuracy(probs, yte),
-                   "ece": calibration.expected_calibration_error(probs, yte),
-                   "seconds": round(time.time() - t0, 1)}
-            rows.append(row)
-            print(f"grid K={k:2d} T={t:2d} {objective:5s} acc {row['accuracy']:.3f} "
-                  f"ECE {row['ece']:.3f} [{row['seconds']} s]", flush=True)
-            if k == 5 and objective == "siwae" and t == max(args.ts):
-                calibration.plot_reliability_diagram(
-                    probs, yte, path=os.path.join(RESULTS, "seed000_reliability_siwae_k5.png"),
-                    title=f"VIB SIWAE K=5 T={t}")
-    baselines = {}
-    for name, fn in (("pyramid", tfvi.models.baselines.pyramid_mlp),
-                     ("bottleneck", tfvi.models.baselines.bottleneck_mlp)):
-        keras.utils.set_random_seed(0)
-        model = fn(8)
-        model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-        model.fit(xtr, ytr, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
-        probs = model.predict(xte, verbose=0)
-        baselines[name] = {"accuracy": calibration.accuracy(probs, yte),
-                           "ece": calibration.expected_calibration_error(probs, yte)}
-        print(f"baseline {name}: acc {baselines[name]['accuracy']:.3f} "
-              f"ECE {baselines[name]['ece']:.3f}", flush=True)
-    _print_tables(rows, args)
-    return {"rows": rows, "baselines": baselines, "epochs": args.epochs,
-            "predict_samples": args.predict_samples, "beta": 0.05,
-            "burn_in_epochs": args.burn_in_epochs, "batch_size": args.batch_size,
-            "train_examples": len(xtr),
-            "test_examples": len(xte)}
+            probs = model.predict(xte, verbose=0)
+            baselines.setdefault(name, []).append(
+                {"seed": seed, "accuracy": calibration.accuracy(probs, yte),
+                 "ece": calibration.expected_calibration_error(probs, yte)})
+            print(f"baseline seed={seed} {name}: acc {baselines[name][-1]['accuracy']:.3f} "
+                  f"ECE {baselines[name][-1]['ece']:.3f}", flush=True)
+    out = {"rows": rows, "baselines": baselines, "epochs": args.epochs,
+           "seeds": args.seeds, "ks": args.ks, "ts": args.ts,
+           "learning_rate": args.learning_rate, "lr_decay_steps": decay,
+           "lr_decay_rate": 0.5, "steps_per_epoch": steps_per_epoch,
+           "predict_samples": args.predict_samples, "beta": 0.05,
+           "burn_in_epochs": args.burn_in_epochs, "batch_size": args.batch_size,
+           "train_examples": len(xtr), "test_examples": len(xte),
+           "load_average_at_end": list(os.getloadavg())}
+    _print_tables(out)
+    return out
 
 
-def _print_tables(rows, args):
+def merge_grids(paths):
+    """Concatenates per-seed grid JSONs (runs split across processes) into one."""
+    parts = [json.load(open(p)) for p in paths]
+    out = dict(parts[0])
+    out["rows"] = [r for p in parts for r in p["rows"]]
+    names = sorted({name for p in parts for name in p["baselines"]})
+    out["baselines"] = {name: [b for p in parts for b in p["baselines"].get(name, [])]
+                        for name in names}
+    out["seeds"] = sorted({s for p in parts for s in p["seeds"]})
+    out["ks"] = sorted({k for p in parts for k in p["ks"]})
+    out["ts"] = sorted({t for p in parts for t in p["ts"]})
+    out["load_average_at_end"] = [p["load_average_at_end"] for p in parts]
+    _print_tables(out)
+    return out
+
+
+def _cell(rows, k, t, objectives, metric):
+    vals = [r[metric] for r in rows if r["K"] == k and r["T"] == t
+            and r["objective"] in objectives]
+    if not vals:
+        return f"{'-':>16s}"
+    sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
+    return f"{np.mean(vals):.3f}+-{sd:.3f} ({len(vals)})"
+
+
+def _print_tables(out):
+    """Mean +- sd over seeds; rows K, columns T; one table per metric and family
+    (ELBO for K = 1 / SELBO for K > 1, and IWAE / SIWAE)."""
+    rows, ks, ts = out["rows"], out["ks"], out["ts"]
+    print(f"\n{len(out['seeds'])} seed(s) {out['seeds']}, {out['epochs']} epochs, "
+          f"mean+-sd over seeds (n seeds)")
     for metric in ("accuracy", "ece"):
         for family in (("elbo", "selbo"), ("iwae", "siwae")):
-            print(f"\n{metric} - {family[0].upper()}/{family[1].upper()} (rows K, cols T)")
-            print("K\\T " + " ".join(f"{t:>6d}" for t in args.ts))
-            for k in args.ks:
-                vals = []
-                for t in args.ts:
-                    match = [r for r in rows if r["K"] == k and r["T"] == t
-                             and r["objective"] in family]
-                    vals.append(f"{match[0][metric]:6.3f}" if match else "     -")
-                print(f"{k:3d} " + " ".join(vals))
+            print(f"\n{metric} - {family[0].upper()} (K=1) / {family[1].upper()} (K>1); "
+                  "rows K, cols T")
+            print("K\\T " + " ".join(f"{t:>16d}" for t in ts))
+            for k in ks:
+                print(f"{k:4d} " + " ".join(_cell(rows, k, t, family, metric) for t in ts))
+    for name, vals in out["baselines"].items():
+        acc = [v["accuracy"] for v in vals]
+        ece = [v["ece"] for v in vals]
+        print(f"baseline {name}: acc {np.mean(acc):.3f} ECE {np.mean(ece):.3f} "
+              f"({len(vals)} seed(s))")
 
 
 # --------------------------------------------------------------------- modes
@@ -192,10 +266,57 @@ def run_modes(args):
     return out
 
 
+# --------------------------------------------------------------------- style
+def run_style(args):
+    """C.7 style modality on digits: input the full image, target a random image of the
+    same class (fresh partners every epoch, `--target=same_class_random` of the
+    launcher), K=5 mixture VAE, SELBO vs SIWAE; plots the decoder mean at each
+    component's mode (C.7) and measures how different the component templates are."""
+    from tfvi.data import datasets
+
+    prepared = datasets.prepare(datasets.load("digits"), None, target="same_class_random",
+                                seed=0)
+    x_test, y_test, labels_test = prepared.eval_splits["test"]
+    out = {"epochs": args.style_epochs, "components": 5, "samples": 5, "latent_dim": 2}
+    for objective in ("selbo", "siwae"):
+        keras.utils.set_random_seed(0)
+        model = tfvi.models.VAE(
+            tfvi.layers.MixtureEncoder(2, components=5, hidden=(128,) * 4, activation="elu",
+                                       covariance="full"),
+            tfvi.layers.BernoulliDecoder(64, hidden=(128, 128), activation="elu", skip=True),
+            tfvi.priors.MixtureOfGaussians(2, components=20, seed=0), objective=objective,
+            samples=5, input_dim=64, seed=0)
+        model.compile(keras.optimizers.Adam(1e-3), jit_compile=args.jit)
+        t0 = time.time()
+        model.fit(prepared.train_dataset(args.batch_size), epochs=args.style_epochs,
+                  verbose=0)
+        nll = -tfvi.evaluation.iwae_log_likelihood(model, x_test, num_samples=100,
+                                                   y=y_test, seed=1).mean()
+        m = modes.component_modes(model, x_test, kind="mean")
+        alpha, decoded = m["alpha"], m["decoded"]  # [N, K], [N, K, 64]
+        # alpha-weighted mean L1 distance between two components' templates (pixels).
+        diff = np.abs(decoded[:, :, None] - decoded[:, None, :]).mean(-1)  # [N, K, K]
+        spread = float(np.mean(np.einsum("nk,nj,nkj->n", alpha, alpha, diff)))
+        eff = float(np.mean(np.exp(-np.sum(alpha * np.log(alpha + 1e-12), axis=1))))
+        path = os.path.join(RESULTS, f"seed000_style_modes_{objective}.png")
+        order = np.argsort(labels_test, kind="stable")[::len(labels_test) // 8][:8]
+        modes.plot_component_modes(model, x_test[order], (8, 8), targets=x_test[order],
+                                   path=path, kind="mean", targets_title="input",
+                                   title=f"C.7 style modes (decoder means), "
+                                   f"{objective.upper()} K=5")
+        out[objective] = {"test_nll_iwae100": float(nll), "template_spread_l1": spread,
+                          "effective_components": eff, "plot": os.path.basename(path),
+                          "seconds": round(time.time() - t0, 1)}
+        print(f"style {objective}: test NLL (IWAE-100, vs a random same-class image) "
+              f"{nll:.3f}; alpha-weighted template L1 spread {spread:.4f}; effective "
+              f"components exp(H(alpha)) {eff:.2f}; plot {path}", flush=True)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="toy,grid,modes")
-    parser.add_argument("--epochs", type=int, default=20, help="grid/modes epochs")
+    parser.add_argument("--epochs", type=int, default=50, help="grid/modes epochs (B.1: 50)")
     parser.add_argument("--ks", default="1,2,5,10")
     parser.add_argument("--ts", default="1,2,5,10")
     parser.add_argument("--batch_size", type=int, default=50)
@@ -203,8 +324,20 @@ def main():
                         "for these small models on a loaded CPU)")
     parser.add_argument("--predict_samples", type=int, default=1000)
     parser.add_argument("--burn_in_epochs", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="grid seeds, e.g. 0,1")
+    parser.add_argument("--baselines", type=int, default=1,
+                        help="1: also train the pyramid/bottleneck MLPs per seed")
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--lr_decay_steps", type=int, default=0,
+                        help="x0.5 every this many steps (0: halfway, as B.1)")
+    parser.add_argument("--grid_out", default="seed000_grid.json",
+                        help="grid JSON name in benchmarks/results/")
+    parser.add_argument("--merge", default="",
+                        help="comma-separated grid JSONs in results/ to merge into "
+                        "--grid_out (no training)")
     parser.add_argument("--sigma", type=float, default=0.1)
     parser.add_argument("--toy_epochs", type=int, default=60)
+    parser.add_argument("--style_epochs", type=int, default=100)
     parser.add_argument("--toy_examples", type=int, default=500)
     parser.add_argument("--toy_components", type=int, default=4)
     parser.add_argument("--toy_samples", type=int, default=5)
@@ -212,11 +345,19 @@ def main():
     args = parser.parse_args()
     args.ks = [int(v) for v in args.ks.split(",")]
     args.ts = [int(v) for v in args.ts.split(",")]
+    args.seeds = [int(v) for v in args.seeds.split(",")]
     os.makedirs(RESULTS, exist_ok=True)
-    for part, fn in (("toy", run_toy), ("grid", run_grid), ("modes", run_modes)):
+    if args.merge:
+        merged = merge_grids([os.path.join(RESULTS, p) for p in args.merge.split(",")])
+        with open(os.path.join(RESULTS, args.grid_out), "w") as f:
+            json.dump(merged, f, indent=1)
+        return
+    for part, fn in (("toy", run_toy), ("grid", run_grid), ("modes", run_modes),
+                     ("style", run_style)):
         if part in args.parts.split(","):
             result = fn(args)
-            with open(os.path.join(RESULTS, f"seed000_{part}.json"), "w") as f:
+            name = args.grid_out if part == "grid" else f"seed000_{part}.json"
+            with open(os.path.join(RESULTS, name), "w") as f:
                 json.dump(result, f, indent=1)
 
 

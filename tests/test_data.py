@@ -71,3 +71,27 @@ def test_gmm2d_has_five_components_of_std_025():
 def test_binarize_rejects_values_outside_the_unit_interval():
     with pytest.raises(ValueError, match=r"`probs` must lie in \[0, 1\]"):
         data.binarize(np.array([0.5, 1.5]), seed=0)
+
+
+def test_style_modality_targets_are_other_images_of_the_same_class():
+    """Seed 000 C.7: each target is a random training image of the input's class."""
+    d = data.load_digits()
+    x, labels = d["train_probs"], d["train_labels"]
+    partner = data.views.same_class_partners(labels, seed=0)
+    targets = data.views.same_class_random_targets(x, labels, seed=0)
+    np.testing.assert_array_equal(targets, x[partner])
+    np.testing.assert_array_equal(labels[partner], labels)  # same class, always
+    # A uniform draw within its class returns the input itself with probability
+    # 1/n_c: C/N ~ 10/1500 of the examples on average, not the input in general.
+    expected_self = len(np.unique(labels)) / len(labels)
+    self_rate = np.mean(np.all(targets == x, axis=1))
+    assert self_rate < 4 * expected_self + 0.01
+    # Every member of a class is reachable as a target (a uniform draw, not a fixed
+    # pairing): over 20 seeds the partners cover at least 95% of each class.
+    seen = np.zeros(len(labels), bool)
+    for seed in range(20):
+        seen[data.views.same_class_partners(labels, seed=seed)] = True
+    assert seen.mean() > 0.95
+    assert not np.array_equal(partner, data.views.same_class_partners(labels, seed=1))
+    with pytest.raises(ValueError, match="labels"):
+        data.views.same_class_random_targets(x, labels[:-1])

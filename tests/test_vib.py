@@ -134,3 +134,55 @@ def test_component_modes_plot(trained, tmp_path):
     path = tmp_path / "modes.png"
     modes.plot_component_modes(vae, x[:3], (2, 2), targets=x[:3], path=str(path))
     assert path.stat().st_size > 1000
+
+
+def test_elbo_vib_trains_the_beta_weighted_bound():
+    """K=1 ELBO VIB: the training loss is -(E log p(y|z) - beta KL), beta = 0.05 (B.1),
+    not the beta = 1 ELBO (that bug made the ELBO VIB of the seed-000 grid collapse to
+    the prior, i.e. to chance accuracy)."""
+    model = _vib(components=1, objective="elbo")
+    model.compile(keras.optimizers.SGD(0.0), jit_compile=False)
+    x, y = _data(100)
+    logs = {k: v[0] for k, v in  # one epoch of one batch: the logs of one train_step
+            model.fit(x, y, batch_size=100, epochs=1, verbose=0).history.items()}
+    assert logs["kl"] > 0.1  # so that beta = 0.05 and beta = 1 differ measurably
+    np.testing.assert_allclose(logs["loss"], -(logs["reconstruction"] - 0.05 * logs["kl"]),
+                               rtol=1e-5)
+    np.testing.assert_allclose(logs["elbo"], -logs["loss"], rtol=1e-6)
+
+
+def _launcher_flags(*args):
+    from absl import flags
+
+    from tfvi.launch import train as T
+
+    T.setup()
+    f = flags.FLAGS
+    f.unparse_flags()
+    f(["tfvi-train", *args])
+    return T, f
+
+
+def test_single_column_vib_preset_is_the_b1_grid_cell():
+    T, f = _launcher_flags("--preset=single_column_digits_vib")
+    T.tfvi_flags.apply_preset(f)
+    T.tfvi_flags.validate(f)
+    assert (f.model, f.view, f.target, f.objective, f.components, f.samples, f.beta,
+            f.latent_dim, f.covariance, f.prior, f.lr_schedule) == (
+        "vib", "single_column", "label", "siwae", 5, 5, 0.05, 2, "full", "mog", "step")
+    # B.1 halves the rate halfway through training (15000 of 30000 steps).
+    assert f.lr_decay_steps == f.epochs * (1500 // f.batch_size) // 2
+
+
+def test_style_modality_preset_trains_on_same_class_targets(tmp_path):
+    """`--preset=style_modality_digits` (C.7) runs end to end (tiny nets, one epoch)."""
+    T, f = _launcher_flags(
+        "--preset=style_modality_digits", "--epochs=1", "--encoder_hidden=16",
+        "--decoder_hidden=16", "--jit_compile=false", "--eval_iwae_samples=10",
+        "--eval_max_examples=50", "--noplots", "--noexport", "--verbose=0",
+        f"--workdir={tmp_path / 'w'}")
+    metrics = T.train(f)
+    assert (f.model, f.target, f.view, f.components, f.objective) == (
+        "vae", "same_class_random", "full", 5, "siwae")
+    assert metrics["epochs_trained"] == 1
+    assert np.isfinite(metrics["test"]["nll"])

@@ -38,9 +38,11 @@ def component_modes(model, x, kind="mode"):
 
 
 def plot_component_modes(model, x, image_shape, targets=None, path=None, kind="mode",
-                         max_rows=8, title=None):
-    """One row per example: the target image (if given), then the decoded mode of each
-    component titled with its weight alpha_k (C.3/C.7). Returns the figure."""
+                         max_rows=8, title=None, targets_title="target"):
+    """One row per example: the target image (if given, headed `targets_title`; C.7
+    shows the input there), then the decoded mode (`kind="mode"`) or mean (C.7's
+    "decoder means") of each component titled with its weight alpha_k (C.3/C.7).
+    Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,7 +57,7 @@ def plot_component_modes(model, x, image_shape, targets=None, path=None, kind="m
     for i in range(n):
         if targets is not None:
             axes[i, 0].imshow(np.asarray(targets)[i].reshape(image_shape), cmap="gray_r")
-            axes[i, 0].set_title("target" if i == 0 else "", fontsize=7)
+            axes[i, 0].set_title(targets_title if i == 0 else "", fontsize=7)
         for j in range(k):
             ax = axes[i, j + extra]
             ax.imshow(out["decoded"][i, j].reshape(image_shape), cmap="gray_r",

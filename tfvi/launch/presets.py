@@ -25,6 +25,27 @@ PRESETS = {
                                 encoder_hidden=["128"] * 4, decoder_hidden=["128"] * 4,
                                 activation="elu", prior="mog", epochs=50,
                                 lr_schedule="step"),
+    # Seed 000 B.1 on single-column digits (one cell of benchmarks/seed000.py's grid):
+    # VIB, K=5 SIWAE, T=5, beta=0.05, 50 epochs of 30 steps at batch 50, Adam 1e-3
+    # halved halfway (B.1: every 15000 of its 30000 steps).
+    "single_column_digits_vib": dict(dataset="digits", model="vib", view="single_column",
+                                     target="label", posterior="mixture", components=5,
+                                     samples=5, objective="siwae", beta=0.05, latent_dim=2,
+                                     covariance="full", encoder_hidden=["128"] * 4,
+                                     activation="elu", prior="mog", epochs=50,
+                                     batch_size=50, lr_schedule="step", lr_decay_steps=750,
+                                     predict_samples=1000),
+    # Seed 000 C.7 style modality: the full image in, a random image of the same class
+    # (fresh each epoch) scored; K=5 full-covariance components in a 2-d latent (C.6's
+    # full-image setting), B.2's skip-connected decoder and mixture prior. Digits scale:
+    # 100 epochs (B.2) at lr 1e-3 (B.2's 1e-4 is for MNIST's 600 steps per epoch).
+    "style_modality_digits": dict(dataset="digits", model="vae", view="full",
+                                  target="same_class_random", posterior="mixture",
+                                  components=5, samples=5, objective="siwae",
+                                  latent_dim=2, covariance="full",
+                                  encoder_hidden=["128"] * 4, decoder_hidden=["128"] * 2,
+                                  activation="elu", skip=True, prior="mog",
+                                  prior_components=20, epochs=100, batch_size=50),
     # Seed 000's |z| toy: known likelihood, 4-modal posterior, 2-d latent.
     "abs_toy_siwae": dict(dataset="abs_toy", likelihood="known", latent_dim=2,
                           posterior="mixture", components=4, samples=10,
