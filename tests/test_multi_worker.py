@@ -4,7 +4,9 @@ launcher (`tfvi-train --strategy=multi_worker`, TF_CONFIG per process).
 Ports are chosen free at test time, every process runs under `timeout` and is reaped
 in a `finally`. Shows: two workers train and the chief's checkpoint resumes in a
 single process; killing one worker makes the other stop with a clear error within a
-bounded time, leaving the last complete checkpoint intact and resumable.
+bounded time, leaving the last complete checkpoint intact and resumable; two
+`tfvi-eval --strategy=multi_worker` workers shard the AIS and IWAE evaluation of the
+trained workdir and get the single-process numbers.
 """
 
 import json
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tfvi.launch import train as T
@@ -22,7 +25,7 @@ from tfvi.launch import train as T
 ARGS = ["--preset=smoke", "--noplots", "--noexport", "--eval_iwae_samples=10",
         "--eval_max_examples=40", "--batch_size=64"]
 TIMEOUT = 420
-KILL_EPOCHS = 40
+KILL_EPOCHS = 12  # enough that the workers are still training at the kill
 
 
 def _free_ports(n):
@@ -36,7 +39,7 @@ def _free_ports(n):
             s.close()
 
 
-def _start_workers(workdir, tmpdir, extra):
+def _start_workers(workdir, tmpdir, extra, command=("tfvi.launch.train", "--workdir")):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
@@ -46,8 +49,8 @@ def _start_workers(workdir, tmpdir, extra):
                    TF_CONFIG=json.dumps({"cluster": cluster,
                                          "task": {"type": "worker", "index": index}}))
         procs.append(subprocess.Popen(
-            ["timeout", "-s", "KILL", str(TIMEOUT), sys.executable, "-m", "tfvi.launch.train",
-             "--strategy=multi_worker", f"--workdir={workdir}", *ARGS, *extra],
+            ["timeout", "-s", "KILL", str(TIMEOUT), sys.executable, "-m", command[0],
+             "--strategy=multi_worker", f"{command[1]}={workdir}", *extra],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True))  # own process group: kill reaches python, not only timeout
     return procs
@@ -77,18 +80,28 @@ def _parse(*args):
     return T.FLAGS
 
 
-def test_two_workers_train_and_chief_checkpoint_resumes_in_one_process(tmp_path):
-    workdir, tmpdir = tmp_path / "w", tmp_path / "tmp"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two workers train 2 epochs (with the SavedModel export, for tfvi-eval below)."""
+    root = tmp_path_factory.mktemp("mw")
+    workdir, tmpdir = root / "w", root / "tmp"
     tmpdir.mkdir()
-    procs = _start_workers(workdir, tmpdir, ["--epochs=2", "--verbose=0"])
+    args = [a for a in ARGS if a != "--noexport"]
+    procs = _start_workers(workdir, tmpdir, [*args, "--epochs=2", "--verbose=0"])
     try:
         outs = [p.communicate(timeout=TIMEOUT + 30) for p in procs]
     finally:
         _reap(procs)
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
+    return workdir, tmpdir
+
+
+def test_two_workers_train_and_chief_checkpoint_resumes_in_one_process(trained):
+    workdir, tmpdir = trained
     ckpts = sorted(os.listdir(workdir / "checkpoints"))
     assert ckpts[-1] == "epoch-00002" and (workdir / "tensorboard").exists()
+    assert (workdir / "export" / "saved_model.pb").exists()  # written by the chief
     assert os.listdir(tmpdir) == []  # the non-chief's temporary workdir is gone
     # Same flags, one process, default strategy: restores the chief's epoch-2 checkpoint.
     chief = json.loads((workdir / "metrics.json").read_text())
@@ -98,10 +111,57 @@ def test_two_workers_train_and_chief_checkpoint_resumes_in_one_process(tmp_path)
     assert abs(metrics["test"]["nll"] - chief["test"]["nll"]) < 1e-3
 
 
+# AIS at a tiny budget, in graph mode (an XLA compilation of the AIS loop costs ~30 s
+# per process here; benchmarks/scaling.py runs the XLA path on two workers);
+# --batch_size=4 over 10 examples: 3 AIS chunks and 3 IWAE batches per split, spread
+# over the 2 workers (the last round padded).
+EVAL_ARGS = ["--ais_temperatures=4", "--ais_chains=3", "--ais_leapfrog_steps=2",
+             "--jit_compile=false", "--max_examples=10", "--batch_size=4",
+             "--num_samples=12", "--metrics=elbo", "--verbose=0"]
+
+
+def test_two_workers_shard_the_ais_and_iwae_evaluation_like_one_process(trained):
+    """tfvi-eval --strategy=multi_worker: every worker gets the seed 001 table (AIS
+    NLL and IWAE NVLB on test and train, sharded over the workers); the chief's equals
+    the single-process table computed with the same seeds."""
+    from tfvi.launch import evaluate as E
+
+    workdir, tmpdir = trained
+    out = workdir / "eval_mw.json"
+    procs = _start_workers(workdir, tmpdir, [*EVAL_ARGS, f"--output={out}"],
+                           command=("tfvi.launch.evaluate", "--path"))
+    try:
+        E.define_flags()
+        T.FLAGS.unparse_flags()
+        T.FLAGS(["tfvi-eval", f"--path={workdir}", *EVAL_ARGS,
+                 f"--output={workdir / 'eval_single.json'}"])
+        single = E.evaluate(T.FLAGS)  # meanwhile, on one device in this process
+        outs = [p.communicate(timeout=TIMEOUT + 30) for p in procs]
+    finally:
+        _reap(procs)
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    sharded = json.loads(out.read_text())
+    assert sharded["settings"]["strategy"] == "multi_worker"
+    assert sharded["settings"]["num_replicas"] == 2
+    table, ref = sharded["seed001_table"], single["seed001_table"]
+    for row in ("nll_test", "nll_train", "nvlb_test", "nvlb_train", "active_units"):
+        assert np.isfinite(ref[row])
+        assert table[row] == pytest.approx(ref[row], abs=1e-5), row
+    assert table["ais_mean_acceptance"] == pytest.approx(ref["ais_mean_acceptance"],
+                                                         rel=1e-5)
+    assert sharded["metrics"]["ais_nll"] == pytest.approx(single["metrics"]["ais_nll"],
+                                                          abs=1e-5)
+    # Only the chief wrote; the non-chief's output is not anywhere in the workdir.
+    assert sorted(p.name for p in workdir.glob("eval_*.json")) == ["eval_mw.json",
+                                                                   "eval_single.json"]
+
+
 def test_killed_worker_stops_the_other_with_a_clear_error(tmp_path):
     workdir, tmpdir = tmp_path / "w", tmp_path / "tmp"
     tmpdir.mkdir()
-    procs = _start_workers(workdir, tmpdir, [f"--epochs={KILL_EPOCHS}", "--verbose=0", "--batch_size=16",
+    procs = _start_workers(workdir, tmpdir, [*ARGS, f"--epochs={KILL_EPOCHS}", "--verbose=0",
+                                             "--batch_size=16",
                                              "--worker_timeout_seconds=30"])
     try:
         ckpt_dir = workdir / "checkpoints"

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 
 import keras
 
@@ -45,6 +46,7 @@ __all__ = [
     "chief_or_temp_dir",
     "apply_multi_worker_workarounds",
     "distributed_iwae_log_likelihood",
+    "distributed_ais_log_likelihood",
     "PeerWatchdog",
 ]
 
@@ -222,13 +224,14 @@ class PeerWatchdog(keras.callbacks.Callback):
 
 
 # ------------------------------------------------------------ sharded evaluation
-def _round_robin(strategy, fn, num_batches, make_args, sizes):
-    """Runs `fn(*make_args(b))` (a `[sizes[b]]` vector) for batches b = 0..num_batches-1,
-    batch b on replica b mod N, and returns the per-batch results (the same list on
-    every worker).
+def _round_robin(strategy, fn, num_batches, make_args, sizes, progress=None):
+    """Runs `fn(*make_args(b))` (a tensor with leading dimension `sizes[b]`) for batches
+    b = 0..num_batches-1, batch b on replica b mod N, and returns the per-batch results
+    as numpy arrays (the same list on every worker).
 
     Each batch keeps its own index (and hence its seeds), so the results do not
-    depend on the number of replicas.
+    depend on the number of replicas. `progress(done)` is called after each round with
+    the number of batches finished.
     """
     n = strategy.num_replicas_in_sync
     results = [None] * num_batches
@@ -239,29 +242,32 @@ def _round_robin(strategy, fn, num_batches, make_args, sizes):
             lambda ctx, i=i: args[ctx.replica_id_in_sync_group][i])
             for i in range(len(args[0]))]
         out = strategy.run(fn, args=tuple(per_replica))
-        # All replicas' vectors (also across workers), concatenated in replica order.
+        # All replicas' outputs (also across workers), concatenated in replica order.
         gathered = np.asarray(strategy.gather(out, axis=0))
         offset = 0
         for r, b in enumerate(ids):
             if first + r < num_batches:
                 results[b] = gathered[offset:offset + sizes[b]]
             offset += sizes[b]
+        if progress is not None:
+            progress(min(first + n, num_batches))
     return results
 
 
 def distributed_iwae_log_likelihood(model, x, strategy, num_samples=5000, batch_size=100,
-                                    y=None, seed=0, stratified=True):
+                                    y=None, seed=0, stratified=True,
+                                    max_chunk_elements=50_000):
     """`tfvi.evaluation.iwae_log_likelihood` with batches spread over the replicas of
     `strategy` (MirroredStrategy or MultiWorkerMirroredStrategy).
 
-    Batch b uses the same seed as in the single-device estimator and runs on replica
-    b mod N, so the result equals `iwae_log_likelihood(model, x, num_samples,
-    batch_size, y, seed, stratified)` up to float round-off. Every worker must call
-    it with the same arguments; every worker gets the whole `[N]` float64 result.
-    `num_samples // K` samples per component are drawn in one chunk (no chunking),
-    so keep `num_samples * batch_size` moderate.
+    Batch b draws its samples in the same chunks with the same seeds
+    (`fold_in(fold_in(seed, b), first sample of the chunk)`) as the single-device
+    estimator and runs on replica b mod N, so the result equals `iwae_log_likelihood(
+    model, x, num_samples, batch_size, y, seed, stratified, max_chunk_elements)` up to
+    float round-off. Every worker must call it with the same arguments; every worker
+    gets the whole `[N]` float64 result.
     """
-    from tfvi.evaluation.likelihood import _check_positive_int
+    from tfvi.evaluation.likelihood import _check_positive_int, _chunk_log_sum
 
     num_samples = _check_positive_int("num_samples", num_samples)
     batch_size = _check_positive_int("batch_size", batch_size)
@@ -275,6 +281,11 @@ def distributed_iwae_log_likelihood(model, x, strategy, num_samples=5000, batch_
         y = y.astype(np.float32)
     k = model.num_components if stratified else 1
     per_component = max(1, num_samples // k)
+    # The single-device estimator's sample chunks: (first sample, chunk size).
+    chunk = max(1, min(per_component, max_chunk_elements // (k * batch_size)))
+    chunks = [(done, min(chunk, per_component - done))
+              for done in range(0, per_component, chunk)]
+    log_sum = _chunk_log_sum(model, stratified)
     n_total = len(x)
     num_batches = -(-n_total // batch_size)
     base_seed = tf.constant([seed, 0], tf.int32)
@@ -282,19 +293,146 @@ def distributed_iwae_log_likelihood(model, x, strategy, num_samples=5000, batch_
 
     def make_args(b):
         sl = slice(b * batch_size, (b + 1) * batch_size)
-        # The single-device estimator's seed for batch b, chunk 0.
-        seed_b = tf.random.experimental.stateless_fold_in(
-            tf.random.experimental.stateless_fold_in(base_seed, b), 0)
-        return (tf.constant(x[sl]), tf.constant(y[sl]), seed_b)
+        return (tf.constant(x[sl]), tf.constant(y[sl]),
+                tf.random.experimental.stateless_fold_in(base_seed, b))
 
     @tf.function
     def log_mean(xb, yb, seed_b):
-        terms = model.log_weight_terms(xb, yb, samples=per_component,
-                                       stratified=stratified, seed=seed_b)
-        log_w = terms["log_likelihood"] + terms["log_prior"] - terms["log_posterior"]
-        log_w = tf.cast(log_w, tf.float64) + tf.cast(terms["log_alpha"], tf.float64)
-        return (tf.reduce_logsumexp(log_w, axis=[0, 1])
+        sums = [log_sum(xb, yb, num, tf.random.experimental.stateless_fold_in(seed_b, done))
+                for done, num in chunks]
+        return (tf.reduce_logsumexp(tf.stack(sums), axis=0)
                 - tf.math.log(tf.constant(per_component, tf.float64)))
 
     results = _round_robin(strategy, log_mean, num_batches, make_args, sizes)
     return np.concatenate(results).astype(np.float64)
+
+
+def _check_xla_variables(model, strategy, jit_compile):
+    if not jit_compile or len(strategy.extended.worker_devices) < 2:
+        return
+    plain = [v.path for v in model.variables
+             if not isinstance(getattr(v, "value", v), tf.distribute.DistributedValues)]
+    if plain:
+        raise ValueError(
+            "distributed_ais_log_likelihood with jit_compile=True on "
+            f"{len(strategy.extended.worker_devices)} local devices needs the model's "
+            "variables created inside `strategy.scope()` (XLA cannot read a variable "
+            f"on another device); {plain[0]!r} and {len(plain) - 1} more are not. Build "
+            "or restore the model under the scope, or pass jit_compile=False.")
+
+
+_AIS_LAST = {}  # "entry": (weakref to the model, protocol key, compiled chunk function)
+
+
+def _ais_chunk_fn(run, betas, step_size, chunk, weight_diagnostics):
+    """The replica function of one AIS chunk: `run` (from `_make_runner`) on a
+    `[chunk, D]` batch, reduced to a `[chunk, 5]` float64 array (see below)."""
+    betas_t = tf.constant(betas, tf.float32)
+    steps_t = tf.fill([len(betas) - 1], tf.constant(step_size, tf.float32))
+
+    @tf.function(autograph=False)
+    def chunk_rows(xb, yb, seed_b):
+        res = run(xb, yb, betas_t, steps_t, seed_b)
+        log_z, ess, _ = weight_diagnostics(res["log_weights"])
+        per_chunk = tf.stack([
+            tf.reduce_mean(tf.cast(res["acceptance"], tf.float64)),
+            tf.cast(res["bad_index"], tf.float64),
+            tf.cast(res["bad_step"], tf.float64)])
+        # One row per example: log p(x) estimate, ESS, then the chunk's mean acceptance,
+        # first non-finite temperature index (-1: none) and its step size.
+        return tf.concat([tf.stack([log_z, ess], axis=1),
+                          tf.tile(per_chunk[tf.newaxis], [chunk, 1])], axis=1)
+
+    return chunk_rows
+
+
+def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chains=None,
+                                   num_temperatures=None, num_leapfrog_steps=None,
+                                   schedule=None, target_accept_prob=0.6, step_size=0.1,
+                                   batch_size=100, y=None, seed=0, binarization=None,
+                                   jit_compile=True, verbose=1):
+    """`tfvi.evaluation.ais_log_likelihood` with its chunks spread over the replicas of
+    `strategy` (MirroredStrategy or MultiWorkerMirroredStrategy).
+
+    Same arguments and return value (`AISEstimate(log_likelihood [N] float64,
+    protocol, mean_acceptance, mean_ess)`). The data are cut into the same chunks of
+    `min(batch_size, N)` examples as on one device (the last one padded by wrapping
+    around), chunk b runs the same compiled AIS loop (`_make_runner`, seed 001 eqs. 7-8)
+    with the same seed `fold_in(seed, b)` on replica b mod R, and the per-example
+    log-mean-exp of the chain weights, their ESS, the chunk's mean acceptance and its
+    non-finite marker are gathered (`strategy.gather`, across workers too). So the
+    result equals the single-device `ais_log_likelihood(model, x, ...)` with the same
+    seed and batch size up to float round-off, for any number of replicas. Every
+    worker must call it with the same arguments and gets the whole result; a
+    non-finite log-weight raises `FloatingPointError` on every worker.
+
+    With several local devices (MirroredStrategy) and `jit_compile=True`, build (or
+    restore) `model` inside `strategy.scope()`: an XLA cluster on device r cannot read
+    a plain variable that lives on device 0 (a ValueError says so), but reads its
+    replica's copy of a mirrored variable.
+    `protocol["num_replicas"]` records R; the other protocol entries are those of the
+    single-device estimator.
+    """
+    from tfvi.evaluation import ais as ais_eval
+    from tfvi.mcmc.ais import (
+        _as_seed,
+        _check_positive_int,
+        annealing_schedule,
+        raise_if_not_finite,
+        weight_diagnostics,
+    )
+
+    settings = ais_eval._resolve(preset, num_chains=num_chains,
+                                 num_temperatures=num_temperatures,
+                                 num_leapfrog_steps=num_leapfrog_steps, schedule=schedule)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
+    x = np.asarray(x, np.float32)
+    y = x if y is None else np.asarray(y)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"`x` must have shape [N >= 1, input_dim]; got {x.shape}.")
+    if len(y) != len(x):
+        raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")
+    if y.dtype == np.float64:
+        y = y.astype(np.float32)
+    _check_xla_variables(model, strategy, jit_compile)
+    base = _as_seed(seed)
+    n = len(x)
+    chunk = min(batch_size, n)
+    starts = list(range(0, n, chunk))
+    # The compiled loop of the last call is reused when the model and protocol match
+    # (e.g. the test and train splits of the seed 001 table compile once). One entry
+    # only: the function holds the model.
+    key = (settings["num_chains"], settings["num_leapfrog_steps"],
+           np.asarray(betas, np.float64).tobytes(), bool(jit_compile),
+           float(target_accept_prob), float(step_size), chunk)
+    cached = _AIS_LAST.get("entry")
+    if cached is not None and cached[0]() is model and cached[1] == key:
+        chunk_rows = cached[2]
+    else:
+        chunk_rows = _ais_chunk_fn(
+            ais_eval._make_runner(model, settings, jit_compile, target_accept_prob,
+                                  step_size), betas, step_size, chunk, weight_diagnostics)
+        _AIS_LAST["entry"] = (weakref.ref(model), key, chunk_rows)
+
+    def make_args(b):
+        idx = np.arange(starts[b], starts[b] + chunk) % n  # as on one device
+        return (tf.constant(x[idx]), tf.constant(y[idx]),
+                tf.random.experimental.stateless_fold_in(base, b))
+
+    bar = (keras.utils.Progbar(n, unit_name="example")
+           if verbose and is_chief(strategy) else None)
+    rows = _round_robin(strategy, chunk_rows, len(starts), make_args, [chunk] * len(starts),
+                        progress=None if bar is None else
+                        (lambda done: bar.update(min(done * chunk, n))))
+    for r in rows:
+        raise_if_not_finite({"bad_index": int(r[0, 3]), "bad_step": r[0, 4]}, betas)
+    out = np.concatenate([r[:min(chunk, n - s), 0] for r, s in zip(rows, starts)])
+    ess = np.concatenate([r[:min(chunk, n - s), 1] for r, s in zip(rows, starts)])
+    protocol = dict(settings)
+    protocol.update(method="ais", proposal="q(z|x)", target_accept_prob=target_accept_prob,
+                    initial_step_size=float(step_size), step_size_adaptation="per example",
+                    seed=seed, binarization=binarization, num_examples=n,
+                    num_replicas=int(strategy.num_replicas_in_sync))
+    return ais_eval.AISEstimate(out.astype(np.float64), protocol,
+                                float(np.mean([r[0, 2] for r in rows])), float(np.mean(ess)))

@@ -23,16 +23,20 @@ SEED001_ROWS = ("nll_test", "nll_train", "nvlb_test", "nvlb_train", "var_gap", "
 
 
 def seed001_table(model, x_test, x_train, *, iwae_samples=5000, max_examples=None,
-                  seed=0, verbose=0, **ais_kwargs):
+                  seed=0, verbose=0, strategy=None, iwae_batch_size=100, **ais_kwargs):
     """Seed 001's rows for `model` (see the module docstring).
 
     Args:
       model: a tfvi model with encoder/decoder/prior.
       x_test, x_train: `[N, D]` arrays (binarised as the model was trained).
       iwae_samples: S of the NVLB (5000 in the paper).
+      iwae_batch_size: examples per batch of the NVLB estimate.
       max_examples: evaluate at most this many examples of each split (the first
         ones); None for all.
       seed: seed of the AIS and IWAE estimates.
+      strategy: a tf.distribute strategy: the AIS and IWAE estimates run sharded over
+        its replicas (`tfvi.distribute.distributed_ais_log_likelihood` /
+        `distributed_iwae_log_likelihood`; same values as without it).
       **ais_kwargs: passed to `ais_log_likelihood` (`preset="quick"`,
         `num_temperatures=...`, ...).
 
@@ -42,12 +46,22 @@ def seed001_table(model, x_test, x_train, *, iwae_samples=5000, max_examples=Non
     x_test, x_train = np.asarray(x_test, np.float32), np.asarray(x_train, np.float32)
     if max_examples is not None:
         x_test, x_train = x_test[:max_examples], x_train[:max_examples]
-    ais_test = ais_log_likelihood(model, x_test, seed=seed, verbose=verbose, **ais_kwargs)
-    ais_train = ais_log_likelihood(model, x_train, seed=seed + 1, verbose=verbose,
-                                   **ais_kwargs)
-    nvlb_test = -iwae_log_likelihood(model, x_test, num_samples=iwae_samples, seed=seed).mean()
-    nvlb_train = -iwae_log_likelihood(model, x_train, num_samples=iwae_samples,
-                                      seed=seed + 1).mean()
+    ais, iwae = ais_log_likelihood, iwae_log_likelihood
+    if strategy is not None:
+        from tfvi import distribute
+
+        def ais(model, x, **kwargs):
+            return distribute.distributed_ais_log_likelihood(model, x, strategy, **kwargs)
+
+        def iwae(model, x, **kwargs):
+            return distribute.distributed_iwae_log_likelihood(model, x, strategy, **kwargs)
+
+    ais_test = ais(model, x_test, seed=seed, verbose=verbose, **ais_kwargs)
+    ais_train = ais(model, x_train, seed=seed + 1, verbose=verbose, **ais_kwargs)
+    nvlb_test = -iwae(model, x_test, num_samples=iwae_samples, batch_size=iwae_batch_size,
+                      seed=seed).mean()
+    nvlb_train = -iwae(model, x_train, num_samples=iwae_samples,
+                       batch_size=iwae_batch_size, seed=seed + 1).mean()
     nll_test = -ais_test.log_likelihood.mean()
     nll_train = -ais_train.log_likelihood.mean()
     protocol = dict(ais_test.protocol)

@@ -9,6 +9,11 @@ score it), rebuilds the evaluation split with the data flags recorded in
 reports the mean ELBO and IWAE-k log-likelihood (NLL = -IWAE-k), printed as a table
 and written as JSON (`--output`, default `<workdir>/eval_<split>.json`).
 
+With `--ais_temperatures` the seed 001 table's AIS and IWAE estimates can run sharded
+over the replicas of `--strategy=mirrored|multi_worker` (same seeds per chunk, so the
+same numbers as on one device; under multi_worker every worker runs the same command
+and the chief writes the output).
+
 Extension point: `EVAL_METRICS[name] = fn(loaded, x, y, flags) -> {metric: value}`
 adds a metric selectable with `--metrics` (e.g. AIS, registered by its family module).
 """
@@ -91,7 +96,8 @@ def define_flags():
     _define("string", "dataset", None, "Data set (default: the one the model was trained on).")
     _define("string", "data_dir", None, "TFDS data directory (default: the training one).")
     _define("integer", "num_samples", 1000, "k of the IWAE-k log-likelihood estimate.")
-    _define("integer", "batch_size", 100, "Examples per call of the serving functions.")
+    _define("integer", "batch_size", 100, "Examples per call of the serving functions "
+            "(and per AIS chunk / IWAE batch of the seed 001 table).")
     _define("integer", "max_examples", 0, "Score only the first N examples (0: all).")
     _define("list", "metrics", ["elbo", "iwae"], "Metrics to compute (registered: "
             "tfvi.launch.evaluate.EVAL_METRICS; built in: elbo, iwae).")
@@ -105,6 +111,16 @@ def define_flags():
     _define("integer", "ais_leapfrog_steps", 10, "AIS: leapfrog steps per HMC transition.")
     _define("integer", "ais_chains", 16, "AIS: chains per example.")
     _define("string", "ais_schedule", "linear", "AIS: annealing schedule, linear or sigmoid.")
+    # Shared with tfvi-train when both live in one process.
+    _define("string", "strategy", "default", "tf.distribute strategy of the AIS "
+            "evaluation (seed 001 table): default (one device), mirrored (all local "
+            "devices), multi_worker (TF_CONFIG; run the same command on every worker, the "
+            "chief writes the output). Chunks are sharded over the replicas with the "
+            "single-device seeds, so the numbers do not change.")
+    _define("string", "jit_compile", "auto", "XLA for the AIS loop: auto or true (on), "
+            "false (graph mode; no compilation, slower per temperature).")
+    _define("float", "worker_timeout_seconds", 60.0, "--strategy=multi_worker: seconds a "
+            "collective waits for a peer before failing.")
 
 
 def _error(message, status=2):
@@ -140,16 +156,22 @@ def ais_settings(f):
     if f.ais_schedule not in ("linear", "sigmoid"):
         raise ValueError(f"--ais_schedule={f.ais_schedule!r} is not accepted; accepted "
                          "values: linear, sigmoid.")
+    if f.jit_compile not in ("auto", "true", "false"):
+        raise ValueError(f"--jit_compile={f.jit_compile!r} is not accepted; accepted "
+                         "values: auto, true, false.")
     # The flag's default here is 10 (Wu et al.); tfvi-train's aiwae family defines it
     # with its training default, so an absent flag means the protocol's 10.
     leapfrog = f.ais_leapfrog_steps if f["ais_leapfrog_steps"].present else 10
     return dict(num_chains=f.ais_chains, num_temperatures=temperatures,
-                num_leapfrog_steps=leapfrog, schedule=f.ais_schedule)
+                num_leapfrog_steps=leapfrog, schedule=f.ais_schedule,
+                jit_compile=f.jit_compile != "false")
 
 
-def restore_model(workdir, prepared):
+def restore_model(workdir, prepared, strategy=None):
     """The live Keras model of a workdir: rebuilt from flags.json by its family's
-    builder (as `tfvi-train` does when resuming) with the newest checkpoint's weights."""
+    builder (as `tfvi-train` does when resuming) with the newest checkpoint's weights;
+    inside `strategy.scope()` when a strategy is given (mirrored variables)."""
+    import contextlib
     import types
 
     import keras
@@ -167,19 +189,20 @@ def restore_model(workdir, prepared):
     if manager.latest() is None:
         raise ValueError(f"AIS needs a checkpoint; {workdir}/checkpoints has none.")
     keras.utils.set_random_seed(train_flags.seed)
-    model = family.build(train_flags, prepared)
-    manager.restore(model)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = family.build(train_flags, prepared)
+        manager.restore(model)
     return model, train_flags
 
 
-def ais_metrics(workdir, prepared, f, ais, x, y):
+def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
     """Seed 001's table (AIS NLL and NVLB on test and train, gaps, active units) for the
     workdir's model, plus the AIS log-likelihood of the evaluated split."""
     import numpy as np
 
     from tfvi import evaluation
 
-    model, train_flags = restore_model(workdir, prepared)
+    model, train_flags = restore_model(workdir, prepared, strategy)
     if not all(hasattr(model, name) for name in ("encoder", "decoder", "prior")):
         raise ValueError(f"--ais_temperatures: --model={train_flags.model} has no "
                          "encoder/decoder/prior to anneal between.")
@@ -192,14 +215,23 @@ def ais_metrics(workdir, prepared, f, ais, x, y):
     seed = int(train_flags.seed)
     table = evaluation.seed001_table(model, x_test, x_train, iwae_samples=f.num_samples,
                                      max_examples=max_examples, seed=seed,
-                                     verbose=f.verbose, preset="wu", **ais)
+                                     verbose=f.verbose, preset="wu", strategy=strategy,
+                                     iwae_batch_size=f.batch_size,
+                                     batch_size=f.batch_size, **ais)
     if f.split == "test":
         nll = table["nll_test"]
     elif f.split == "train":
         nll = table["nll_train"]
+    elif strategy is not None:
+        from tfvi import distribute
+
+        nll = -float(np.mean(distribute.distributed_ais_log_likelihood(
+            model, x, strategy, preset="wu", seed=seed, verbose=f.verbose,
+            batch_size=f.batch_size, **ais).log_likelihood))
     else:
         nll = -float(np.mean(evaluation.ais_log_likelihood(
-            model, x, preset="wu", seed=seed, verbose=f.verbose, **ais).log_likelihood))
+            model, x, preset="wu", seed=seed, verbose=f.verbose, batch_size=f.batch_size,
+            **ais).log_likelihood))
     table["metrics"] = {f"ais_{ais['num_temperatures']}_log_likelihood": -nll,
                         "ais_nll": nll}
     return table
@@ -225,6 +257,17 @@ def evaluate(f):
                          "model (decoder gradients), rebuilt from a training workdir "
                          f"(flags.json + checkpoints/); --path={f.path} is a bare export. "
                          "Pass the workdir instead.")
+    strategy = None
+    if f.strategy != "default":
+        if not ais:
+            raise ValueError(f"--strategy={f.strategy} distributes the AIS evaluation; "
+                             "pass --ais_temperatures (the export's ELBO/IWAE run on one "
+                             "device).")
+        from tfvi import distribute
+
+        # Before any other TensorFlow op (multi_worker configures the runtime).
+        strategy = distribute.create_strategy(f.strategy,
+                                              timeout_seconds=f.worker_timeout_seconds)
     with open(os.path.join(export_dir, "tfvi.json")) as fh:
         meta = json.load(fh)
     train_flags = meta.get("flags", {})
@@ -263,7 +306,7 @@ def evaluate(f):
         results.update(EVAL_METRICS[name](loaded, x, y, f))
     ais_table = None
     if ais:
-        ais_table = ais_metrics(workdir, prepared, f, ais, x, y)
+        ais_table = ais_metrics(workdir, prepared, f, ais, x, y, strategy)
         results.update(ais_table.pop("metrics"))
     out = {
         "export": os.path.abspath(export_dir),
@@ -279,6 +322,14 @@ def evaluate(f):
     }
     if ais_table is not None:
         out["seed001_table"] = ais_table
+    if strategy is not None:
+        out["settings"]["strategy"] = f.strategy
+        out["settings"]["num_replicas"] = int(strategy.num_replicas_in_sync)
+    from tfvi import distribute
+
+    if not distribute.is_chief(strategy):  # every worker computed it; the chief writes
+        out["output"] = None
+        return out
     output = f.output or os.path.join(workdir or export_dir, f"eval_{f.split}.json")
     from tfvi.callbacks import write_json_atomic
 
