@@ -23,12 +23,14 @@ __all__ = ["gmm2d_log_density", "reconstruct", "posterior_moments", "data_panel"
            "latent_panel", "figure1", "figure2"]
 
 
-def gmm2d_log_density(x):
-    """log P(x) of `tfvi.data.gmm2d` (five equally weighted isotropic Gaussians)."""
+def gmm2d_log_density(x, centers=GMM2D_CENTERS, std=GMM2D_STD):
+    """log P(x) `[...]` of an equally weighted mixture of isotropic 2-D Gaussians
+    (`centers` `[C, 2]`, standard deviation `std`; default: `tfvi.data.gmm2d`'s)."""
     x = np.asarray(x, np.float64)
-    sq = np.sum((x[..., None, :] - GMM2D_CENTERS) ** 2, axis=-1)
-    log_comp = -0.5 * sq / GMM2D_STD**2 - np.log(2 * np.pi * GMM2D_STD**2)
-    return np.logaddexp.reduce(log_comp, axis=-1) - np.log(len(GMM2D_CENTERS))
+    centers = np.asarray(centers, np.float64)
+    sq = np.sum((x[..., None, :] - centers) ** 2, axis=-1)
+    log_comp = -0.5 * sq / std**2 - np.log(2 * np.pi * std**2)
+    return np.logaddexp.reduce(log_comp, axis=-1) - np.log(len(centers))
 
 
 def reconstruct(model, x, seed=0):
@@ -44,10 +46,11 @@ def posterior_moments(model, x):
     return np.asarray(q.mean()), np.asarray(q.covariance())
 
 
-def data_panel(ax, model, x_test, extent=3.2, title=None, seed=0):
+def data_panel(ax, model, x_test, extent=3.2, title=None, seed=0, centers=GMM2D_CENTERS,
+               std=GMM2D_STD):
     grid = np.linspace(-extent, extent, 200)
     gx, gy = np.meshgrid(grid, grid)
-    density = np.exp(gmm2d_log_density(np.stack([gx, gy], -1)))
+    density = np.exp(gmm2d_log_density(np.stack([gx, gy], -1), centers, std))
     ax.contour(gx, gy, density, levels=6, colors="k", linewidths=0.6)
     rec = reconstruct(model, x_test, seed)
     ax.scatter(rec[:, 0], rec[:, 1], s=3, c="tab:red", alpha=0.6)
@@ -73,13 +76,16 @@ def latent_panel(ax, model, x_test, extent=3.2, max_ellipses=300):
     ax.set_aspect("equal")
 
 
-def figure1(models, x_test, path, seed=0):
+def figure1(models, x_test, path, seed=0, centers=GMM2D_CENTERS, std=GMM2D_STD,
+            extent=3.2):
     """`models`: an ordered dict title -> trained model (2-D data, 2-D latents).
-    Top row: P(x) contours and reconstructions; bottom row: q(z|x) ellipses."""
+    Top row: P(x) contours (the mixture `centers`, `std`) and reconstructions in
+    [-extent, extent]^2; bottom row: q(z|x) ellipses."""
     n = len(models)
     fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5), squeeze=False)
     for j, (title, model) in enumerate(models.items()):
-        data_panel(axes[0, j], model, x_test, title=title, seed=seed)
+        data_panel(axes[0, j], model, x_test, extent=extent, title=title, seed=seed,
+                   centers=centers, std=std)
         latent_panel(axes[1, j], model, x_test)
     axes[0, 0].set_ylabel("x: P(x), reconstructions")
     axes[1, 0].set_ylabel("z: q(z|x) 1-sd, P(z) dashed")
@@ -93,7 +99,7 @@ def figure2(rows, path, metrics=("mi", "nll", "rmse", "knn5")):
     """`rows`: dicts with `model`, `hidden`, `seed` and the metric keys.
     One panel per metric: mean +/- std over seeds versus hidden units."""
     labels = {"mi": "MI (KSG, nats)", "nll": "NLL (nats)", "rmse": "reconstruction RMSE",
-              "knn5": "5-NN accuracy"}
+              "knn5": "5-NN accuracy (z ~ q(z|x))", "knn5_mean": "5-NN accuracy (E[z|x])"}
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for name, color in (("mim", "tab:blue"), ("amim", "tab:green"), ("vae", "tab:red")):

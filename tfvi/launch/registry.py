@@ -60,6 +60,9 @@ class ModelFamily:
         (warm-ups, burn-in, ...).
       exportable: whether `tfvi.export` applies (an encoder/decoder/prior model with
         `log_weight_terms`).
+      estimators: optional `fn(flags, model) -> {name: description}` replacing
+        entries of metrics.json's "estimators" (e.g. "bounds"/"nll" for a family
+        whose loss is not a bound with `--samples` and `--beta`).
     """
 
     name: str
@@ -70,6 +73,7 @@ class ModelFamily:
     evaluate: Optional[Callable] = None
     callbacks: Optional[Callable] = None
     exportable: bool = True
+    estimators: Optional[Callable] = None
 
 
 def _register(table, name):

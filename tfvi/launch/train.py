@@ -347,6 +347,8 @@ def train(f):
                  "likelihood": prepared.likelihood,
                  "eval_max_examples": f.eval_max_examples},
     }
+    if family.estimators is not None:
+        metrics["estimators"].update(family.estimators(f, model))
     metrics["history"] = ckpt.history
     metrics["epochs_trained"] = len(next(iter(ckpt.history.values()), []))
     metrics["num_parameters"] = int(sum(int(v.numpy().size) for v in model.trainable_variables))
