@@ -284,17 +284,18 @@ def test_digits_experiment_plumbing(tmp_path):
 
     from tfvi.experiments import mim_digits
 
-    table = mim_digits.main(["--models", "vae", "mim", "--seeds", "0", "--epochs", "2",
+    table = mim_digits.main(["--models", "vae", "amim", "--seeds", "0", "--epochs", "2",
                              "--warmup", "1", "--steps", "2", "--hidden", "8",
                              "--latent", "2", "--pseudo_inputs", "4",
                              "--nll_samples", "4", "--out", str(tmp_path)])
     with open(tmp_path / "results.json") as f:
         saved = json.load(f)
-    assert [e["model"] for e in saved["table"]] == ["vae", "mim"] == [e["model"] for e in table]
+    assert [e["model"] for e in saved["table"]] == ["vae", "amim"] == [e["model"] for e in table]
     for run in saved["runs"]:
         assert run["epochs"] == 2
         for key in ("nll", "elbo", "mi"):
             assert np.isfinite(run[key]), key
+        assert 0.0 <= run["mi_q"] <= np.log(297) + 1e-9
         # IWAE with S >= 1 is at least the one-sample ELBO in expectation; with
         # different draws allow slack, but -NLL can never be far below the ELBO.
         assert -run["nll"] > run["elbo"] - 1.0

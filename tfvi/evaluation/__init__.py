@@ -17,7 +17,8 @@ from tfvi.evaluation.likelihood import iwae_log_likelihood
 __all__ = ["active_units", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
 __all__ += ["accuracy", "expected_calibration_error", "plot_reliability_diagram",
             "posterior_predictive"]
-from tfvi.evaluation.mutual_information import ksg_mutual_information
+from tfvi.evaluation.mutual_information import (encoder_mutual_information,
+                                                 ksg_mutual_information)
 from tfvi.evaluation.representation import (
     cluster_scores,
     knn_accuracy,
@@ -25,7 +26,7 @@ from tfvi.evaluation.representation import (
     reconstruction_rmse,
 )
 
-__all__ += ["ksg_mutual_information", "knn_accuracy", "reconstruction_rmse",
+__all__ += ["ksg_mutual_information", "encoder_mutual_information", "knn_accuracy", "reconstruction_rmse",
             "cluster_scores", "latent_codes"]
 from tfvi.evaluation.ais import AIS_PRESETS, ais_log_likelihood, bdmc
 
