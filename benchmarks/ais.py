@@ -12,8 +12,9 @@ Parts:
   tfp:      linear-Gaussian (d=5, D=30) from the prior: mean |error| of our AIS vs
             TFP's `sample_annealed_importance_chain` at the same budget.
   digits:   time of the full Wu et al. protocol (16 chains, 10,000 temperatures,
-            10 leapfrog) per 1000 examples of a digits-sized model, extrapolated from
-            a short run on a subset (stated in the output).
+            10 leapfrog) per 1000 examples of a digits-sized model, measured on
+            --digits_examples test examples and scaled linearly in N (stated in the
+            output).
   memory:   AIWAE peak RSS at T=50 vs T=5 (separate subprocesses, ru_maxrss).
 
 Prints a table and writes `benchmarks/results/ais.json`. Compile time is excluded
@@ -58,11 +59,18 @@ def _timed(fn, *args, repeats=3):
     return float(np.median(times))
 
 
-def overhead(quick):
+def overhead(quick, repeats=5, pilots=None):
+    """AIS (16 scored chains + the default pilot chains) vs the same number of fused
+    `value_and_gradient` calls on 16 chains, XLA and graph, timed round-robin
+    (every repeat runs all four functions in turn, so machine load hits them alike).
+
+    Reports wall time and process CPU time (user + sys; less sensitive to other
+    processes on a shared machine), min and median over repeats, and their ratios."""
     model = _digits_model()
     x = tfvi.data.load_digits()["test_x"][:32]
     y = model.decoder.prepare_targets(x)
-    chains, temps, leapfrog = 16, (100 if quick else 400), 10
+    chains, temps, leapfrog = 16, (50 if quick else 200), 10
+    pilots = tfvi.mcmc.ais.DEFAULT_PILOT_CHAINS if pilots is None else pilots
 
     def log_joint(z):
         return model.decoder(z).log_prob(y) + model.prior().log_prob(z)
@@ -70,12 +78,15 @@ def overhead(quick):
     betas = tf.constant(annealing_schedule(temps, "linear"), tf.float32)
     steps = tf.fill([temps - 1], 0.1)
     evals = (temps - 1) * leapfrog
-    rows = {}
+    fns = {}
     for jit in (True, False):
+        mode = "xla" if jit else "graph"
+
         @tf.function(jit_compile=jit, autograph=False)
         def ais(seed):
             return ais_chain(log_joint, model.encoder(x), betas, num_chains=chains,
-                             num_leapfrog_steps=leapfrog, step_size=steps, seed=seed)["log_weights"]
+                             num_leapfrog_steps=leapfrog, step_size=steps, seed=seed,
+                             num_pilot_chains=pilots)["log_weights"]
 
         @tf.function(jit_compile=jit, autograph=False)
         def fused(seed):
@@ -87,14 +98,37 @@ def overhead(quick):
             return tf.while_loop(lambda i, *_: i < evals, body,
                                  (0, z0, tf.zeros([chains, 32])))[2]
 
-        seed = tf.constant([0, 1])
-        t_ais, t_fused = _timed(ais, seed), _timed(fused, seed)
-        rows["xla" if jit else "graph"] = dict(ais_s=t_ais, fused_vg_s=t_fused,
-                                               ratio=t_ais / t_fused)
-    return dict(budget=dict(chains=chains + 4, pilot_chains=4, temperatures=temps,
-                            leapfrog=leapfrog, batch=32, value_and_grad_evals=evals),
-                results=rows,
-                note="ais runs 16 estimating + 4 pilot chains; the fused baseline 16.")
+        fns[(mode, "ais")], fns[(mode, "fused")] = ais, fused
+    seed = tf.constant([0, 1])
+    for fn in fns.values():
+        fn(seed).numpy()  # trace + compile, excluded
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    load0 = os.getloadavg()
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn(seed).numpy()
+            wall[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
+    rows = {}
+    for mode in ("xla", "graph"):
+        a, f = (mode, "ais"), (mode, "fused")
+        rows[mode] = dict(
+            ais_wall_min_s=min(wall[a]), fused_wall_min_s=min(wall[f]),
+            ratio_wall_min=min(wall[a]) / min(wall[f]),
+            ratio_wall_median=float(np.median(wall[a]) / np.median(wall[f])),
+            ais_cpu_min_s=min(cpu[a]), fused_cpu_min_s=min(cpu[f]),
+            ratio_cpu_min=min(cpu[a]) / min(cpu[f]),
+            ratio_cpu_median=float(np.median(cpu[a]) / np.median(cpu[f])))
+    return dict(budget=dict(chains=chains, pilot_chains=pilots, temperatures=temps,
+                            leapfrog=leapfrog, batch=32, value_and_grad_evals=evals,
+                            repeats=repeats),
+                threads=dict(intra_op=tf.config.threading.get_intra_op_parallelism_threads(),
+                             inter_op=tf.config.threading.get_inter_op_parallelism_threads()),
+                load_avg_before=load0, load_avg_after=os.getloadavg(), results=rows,
+                note=f"ais runs {chains} scored + {pilots} pilot chains per example; the "
+                     f"fused baseline {chains} chains. Round-robin repeats.")
 
 
 def tfp_comparison(quick):
@@ -135,20 +169,26 @@ def tfp_comparison(quick):
                 mean_abs_err_tfp=err_tfp, ratio=err_ours / err_tfp)
 
 
-def digits_protocol(quick):
+def digits_protocol(quick, examples=32, temperatures=10_000):
+    """The full Wu et al. protocol (16 chains, `temperatures`, 10 leapfrog) on the
+    first `examples` digits test examples in one chunk; per 1000 examples is scaled
+    linearly in N from that measurement (not in T)."""
     model = _digits_model()
-    x = tfvi.data.load_digits()["test_x"][:100]
-    temps = 200 if quick else 1000
-    est = tfvi.evaluation.ais_log_likelihood(model, x[:100], num_temperatures=temps,
-                                             batch_size=100, verbose=0)  # compile
-    t0 = time.perf_counter()
-    est = tfvi.evaluation.ais_log_likelihood(model, x[:100], num_temperatures=temps,
-                                             batch_size=100, verbose=0)
-    elapsed = time.perf_counter() - t0
-    per_1000 = elapsed * (10_000 / temps) * 10
-    return dict(measured_examples=100, measured_temperatures=temps, measured_s=elapsed,
-                extrapolated_full_protocol_s_per_1000=per_1000,
-                note="untrained 64-200-200-8 model; time scales linearly in T and N",
+    x = tfvi.data.load_digits()["test_x"][:examples]
+    temps = 200 if quick else temperatures
+    kwargs = dict(preset="wu", num_temperatures=temps, batch_size=examples, verbose=0)
+    load0 = os.getloadavg()
+    t0, c0 = time.perf_counter(), time.process_time()
+    est = tfvi.evaluation.ais_log_likelihood(model, x[:examples], **kwargs)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return dict(measured_examples=examples, temperatures=temps, chains=16, leapfrog=10,
+                measured_s=elapsed, s_per_1000_examples=elapsed * 1000 / examples,
+                measured_cpu_s=cpu, cpu_s_per_1000_examples=cpu * 1000 / examples,
+                threads=tf.config.threading.get_intra_op_parallelism_threads(),
+                load_avg_before=load0, load_avg_after=os.getloadavg(),
+                note=(f"measured on {examples} examples in one chunk (compile time, a few "
+                      "seconds, included), scaled linearly in N to 1000; untrained 64-200-200-8 model (cost does not depend "
+                      "on the weights)"),
                 mean_acceptance=est.mean_acceptance)
 
 
@@ -185,14 +225,35 @@ PARTS = {"overhead": overhead, "tfp": tfp_comparison, "digits": digits_protocol,
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated subset of {list(PARTS)}")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="overhead part: round-robin repeats")
+    parser.add_argument("--pilots", type=int, default=None,
+                        help="overhead part: pilot chains (default: the library's)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra/inter-op threads (0: TensorFlow's default); 1 makes "
+                             "CPU times comparable on a loaded machine")
+    parser.add_argument("--digits_examples", type=int, default=32,
+                        help="digits part: test examples timed (one chunk)")
+    parser.add_argument("--digits_temperatures", type=int, default=10_000,
+                        help="digits part: temperatures (10,000 = Wu et al.)")
     args = parser.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     results = {}
     for name in args.parts.split(","):
         if name not in PARTS:
             raise SystemExit(f"--parts: unknown part {name!r}; choose from {list(PARTS)}")
         t0 = time.perf_counter()
-        results[name] = PARTS[name](args.quick)
+        if name == "digits":
+            results[name] = digits_protocol(args.quick, args.digits_examples,
+                                            args.digits_temperatures)
+        elif name == "overhead":
+            results[name] = overhead(args.quick, args.repeats, args.pilots)
+        else:
+            results[name] = PARTS[name](args.quick)
         results[name]["part_wall_s"] = time.perf_counter() - t0
         print(f"== {name}\n{json.dumps(results[name], indent=1)}", flush=True)
     os.makedirs(RESULTS, exist_ok=True)

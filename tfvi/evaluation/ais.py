@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvi.mcmc.ais import (
+    DEFAULT_PILOT_CHAINS,
     _as_seed,
     _check_positive_int,
     ais_chain,
@@ -35,9 +36,9 @@ __all__ = ["ais_log_likelihood", "bdmc", "AIS_PRESETS", "AISEstimate", "BDMCResu
 AIS_PRESETS = {
     # Wu et al. (2016) as used by seed 001, section 5.2.
     "wu": dict(num_chains=16, num_temperatures=10_000, num_leapfrog_steps=10,
-               schedule="linear"),
+               schedule="linear", num_pilot_chains=DEFAULT_PILOT_CHAINS),
     "quick": dict(num_chains=16, num_temperatures=500, num_leapfrog_steps=10,
-                  schedule="sigmoid"),
+                  schedule="sigmoid", num_pilot_chains=DEFAULT_PILOT_CHAINS),
 }
 
 AISEstimate = collections.namedtuple(
@@ -53,6 +54,7 @@ def _resolve(preset, **overrides):
     settings.update({k: v for k, v in overrides.items() if v is not None})
     _check_positive_int("num_chains", settings["num_chains"])
     _check_positive_int("num_leapfrog_steps", settings["num_leapfrog_steps"])
+    _check_positive_int("num_pilot_chains", settings["num_pilot_chains"])
     return settings
 
 
@@ -72,7 +74,8 @@ def _make_runner(model, settings, jit_compile, target_accept_prob, step_size,
             _model_target(model, y), model.encoder(x), betas,
             num_chains=settings["num_chains"],
             num_leapfrog_steps=settings["num_leapfrog_steps"], step_size=steps,
-            seed=seed, target_accept_prob=target_accept_prob, init_state=init_state)
+            seed=seed, target_accept_prob=target_accept_prob, init_state=init_state,
+            num_pilot_chains=settings.get("num_pilot_chains", DEFAULT_PILOT_CHAINS))
 
     return tf.function(run, jit_compile=jit_compile, autograph=False)
 
@@ -80,7 +83,7 @@ def _make_runner(model, settings, jit_compile, target_accept_prob, step_size,
 def ais_log_likelihood(model, x, *, preset="wu", num_chains=None, num_temperatures=None,
                        num_leapfrog_steps=None, schedule=None, target_accept_prob=0.6,
                        step_size=0.1, batch_size=100, y=None, seed=0, binarization=None,
-                       jit_compile=True, verbose=1):
+                       jit_compile=True, verbose=1, num_pilot_chains=None):
     """AIS estimate of log p(x) per example for a tfvi model (encoder as proposal).
 
     Args:
@@ -95,13 +98,16 @@ def ais_log_likelihood(model, x, *, preset="wu", num_chains=None, num_temperatur
       seed: int; the estimate is a deterministic function of it.
       binarization: free-form note recorded in the protocol (e.g. "fixed, seed 1").
       verbose: 1 shows a progress bar.
+      num_pilot_chains: override the preset's pilot chains per example (they drive
+        the step-size adaptation; their weights are discarded).
 
     Returns:
       `AISEstimate(log_likelihood [N] float64, protocol dict, mean_acceptance,
       mean_ess)`; `protocol` is JSON-ready for `metrics.json`.
     """
     settings = _resolve(preset, num_chains=num_chains, num_temperatures=num_temperatures,
-                        num_leapfrog_steps=num_leapfrog_steps, schedule=schedule)
+                        num_leapfrog_steps=num_leapfrog_steps, schedule=schedule,
+                        num_pilot_chains=num_pilot_chains)
     batch_size = _check_positive_int("batch_size", batch_size)
     betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
     x = np.asarray(x, np.float32)

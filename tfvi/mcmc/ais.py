@@ -54,6 +54,8 @@ SCHEDULES = ("linear", "sigmoid")
 # from HMC's tempered value (the recovery divides by beta).
 _DIRECT_BELOW = 0.01
 _MIN_STEP, _MAX_STEP = 1e-6, 1e3
+# Pilot chains per example that drive the step-size adaptation (see `ais_chain`).
+DEFAULT_PILOT_CHAINS = 2
 
 AISResult = collections.namedtuple(
     "AISResult",
@@ -112,7 +114,7 @@ def _value_and_grad(fn, z):
 def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_steps,
               step_size, seed, adapt_step_size=True, target_accept_prob=0.6,
               adaptation_rate=0.5, precondition=True, init_state=None,
-              num_temperatures=None, num_pilot_chains=4):
+              num_temperatures=None, num_pilot_chains=DEFAULT_PILOT_CHAINS):
     """The AIS loop on tensors (traceable; call it inside `tf.function`).
 
     Args:
@@ -137,7 +139,8 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         alone drives the step-size adaptation and whose weights are discarded. A
         kernel tuned on the estimating chains' own history is no longer invariant
         for them and biased the estimate upwards (measured: +0.06 nats on average);
-        tuned on independent pilot chains the estimate stays unbiased.
+        tuned on independent pilot chains the estimate stays unbiased. They cost
+        `num_pilot_chains / num_chains` extra work (benchmarks/ais.py, overhead).
 
     Returns:
       dict of tensors: `log_weights` [C, B] float64, `samples`, `acceptance` [T-1],
@@ -289,7 +292,8 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
                      num_leapfrog_steps=10, num_chains=16, schedule="linear",
                      target_accept_prob=0.6, step_size=0.1, adapt_step_size=True,
                      adaptation_rate=0.5, precondition=True, seed=None,
-                     jit_compile=True, return_diagnostics=False):
+                     jit_compile=True, return_diagnostics=False,
+                     num_pilot_chains=DEFAULT_PILOT_CHAINS):
     """Per-example AIS estimate of log Z = log integral p(x, z) dz.
 
     Args:
@@ -311,6 +315,9 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
       seed: int (repeatable) or None.
       jit_compile: compile the loop with XLA (about 3-4x faster on CPU).
       return_diagnostics: return an `AISResult` instead of the `[B]` estimate.
+      num_pilot_chains: extra chains per example whose acceptance alone drives the
+        adaptation (their weights are discarded; see `ais_chain`). Ignored when
+        `adapt_step_size` is False.
 
     Returns:
       `[B]` float64 numpy array of log Z estimates (log-mean-exp of the C chains'
@@ -338,13 +345,16 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
     if np.any(~(steps > 0)):
         raise ValueError(f"`step_size` must be positive; got {step_size!r}.")
     seed_t = _as_seed(seed)
+    if adapt_step_size:
+        num_pilot_chains = _check_positive_int("num_pilot_chains", num_pilot_chains)
 
     def run(betas_t, steps_t, seed_t):
         return ais_chain(target_log_prob_fn, proposal, betas_t, num_chains=num_chains,
                          num_leapfrog_steps=num_leapfrog_steps, step_size=steps_t,
                          seed=seed_t, adapt_step_size=adapt_step_size,
                          target_accept_prob=target_accept_prob,
-                         adaptation_rate=adaptation_rate, precondition=precondition)
+                         adaptation_rate=adaptation_rate, precondition=precondition,
+                         num_pilot_chains=num_pilot_chains)
 
     if tf.executing_eagerly():
         run = tf.function(run, jit_compile=jit_compile, autograph=False)
@@ -367,6 +377,7 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
         "num_leapfrog_steps": num_leapfrog_steps,
         "target_accept_prob": float(target_accept_prob),
         "adapt_step_size": bool(adapt_step_size),
+        "num_pilot_chains": int(num_pilot_chains) if adapt_step_size else 0,
         "seed": None if seed is None else int(seed) if np.ndim(seed) == 0 else list(seed),
     }
     return AISResult(
