@@ -117,6 +117,8 @@ def test_public_api_diagnostics_and_repeatability(linear):
         ais_log_marginal(target, q, num_temperatures=10, num_chains=0)
     with pytest.raises(ValueError, match="proposal"):
         ais_log_marginal(target, "q", num_temperatures=10)
+    with pytest.raises(ValueError, match="num_pilot_chains"):
+        ais_log_marginal(target, q, num_temperatures=10, num_pilot_chains=0)
 
 
 def test_nan_proposals_recover_by_shrinking_step(linear):
