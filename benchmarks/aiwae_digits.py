@@ -65,6 +65,8 @@ def main():
     parser.add_argument("--ais_temperatures", type=int, default=None,
                         help="override the preset's number of temperatures")
     parser.add_argument("--seed", type=int, default=0, help="init, data order, AIS seed")
+    parser.add_argument("--out", default="aiwae_digits.json",
+                        help="JSON file name under benchmarks/results/")
     args = parser.parse_args()
 
     arrays = tfvi.data.load_digits()
@@ -87,6 +89,7 @@ def main():
         if kind == "aiwae":
             row["final_train_acceptance"] = float(history.history["acceptance"][-1])
         columns[kind] = row
+        print(kind, {k: v for k, v in row.items() if k != "protocol"}, flush=True)
         print(f"{kind}: trained {args.epochs} epochs in {timing[kind + '_train_s']:.0f}s, "
               f"evaluated in {timing[kind + '_eval_s']:.0f}s", flush=True)
     print(format_seed001_table(columns))
@@ -95,7 +98,7 @@ def main():
           f"{protocol['schedule']} temperatures x {protocol['num_leapfrog_steps']} leapfrog, "
           f"first {args.max_examples} examples of each split")
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, "aiwae_digits.json")
+    path = os.path.join(RESULTS, args.out)
     with open(path, "w") as f:
         json.dump({"args": vars(args), "timing_s": timing, "columns": columns,
                    "load_avg_at_end": os.getloadavg()}, f, indent=1)

@@ -47,6 +47,8 @@ def test_ais_log_likelihood_matches_exact_and_records_protocol(model):
             p["schedule"], p["seed"]) == (16, 300, 10, "sigmoid", 3)
     json.dumps(p)  # ready for metrics.json
     assert tfvi.evaluation.AIS_PRESETS["wu"] == dict(
-        num_chains=16, num_temperatures=10_000, num_leapfrog_steps=10, schedule="linear")
+        num_chains=16, num_temperatures=10_000, num_leapfrog_steps=10, schedule="linear",
+        num_pilot_chains=4)
+    assert p["num_pilot_chains"] == 4
     with pytest.raises(ValueError, match="preset"):
         tfvi.evaluation.ais_log_likelihood(model, x, preset="slow")

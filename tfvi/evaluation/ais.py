@@ -35,10 +35,12 @@ __all__ = ["ais_log_likelihood", "bdmc", "AIS_PRESETS", "AISEstimate", "BDMCResu
 
 AIS_PRESETS = {
     # Wu et al. (2016) as used by seed 001, section 5.2.
+    # Reporting presets keep 4 pilot chains per example (a less noisy per-example
+    # step size for 12.5% more work than the library default of 2).
     "wu": dict(num_chains=16, num_temperatures=10_000, num_leapfrog_steps=10,
-               schedule="linear", num_pilot_chains=DEFAULT_PILOT_CHAINS),
+               schedule="linear", num_pilot_chains=4),
     "quick": dict(num_chains=16, num_temperatures=500, num_leapfrog_steps=10,
-                  schedule="sigmoid", num_pilot_chains=DEFAULT_PILOT_CHAINS),
+                  schedule="sigmoid", num_pilot_chains=4),
 }
 
 AISEstimate = collections.namedtuple(
