@@ -99,6 +99,20 @@ def test_fit_reports_every_metric_and_loss_is_minus_the_bound():
     assert history["loss"][1] < history["loss"][0]
 
 
+def test_train_on_batch_and_test_on_batch_equal_a_fit_step():
+    # Keras passes `(x, None, None)` to train_step from train_on_batch/test_on_batch.
+    x = _binary()[:16]
+    model = _small_vae("iwae")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+    evaluated = model.test_on_batch(x, return_dict=True)
+    np.testing.assert_allclose(evaluated["loss"], -evaluated["iwae"], rtol=1e-6)
+    logs = model.train_on_batch(x, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    assert int(model.optimizer.iterations.numpy()) == 1
+    with pytest.raises(ValueError, match="Sample weights are not supported"):
+        model.train_on_batch(x, sample_weight=np.ones(16, np.float32))
+
+
 def test_elbo_le_iwae_on_the_same_samples_and_beta_zero_is_reconstruction():
     model = _small_vae("siwae", components=3, beta=0.0)
     terms = model.log_weight_terms(_binary(), seed=SEED)

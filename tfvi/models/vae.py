@@ -34,16 +34,21 @@ def _check_positive_int(name, value):
 
 
 def unpack_batch(data):
-    """`x` or `(x,)` or `(x, y)` -> `(x, y)`, with `y = x` when absent."""
-    if isinstance(data, (tuple, list)):
-        if len(data) == 1:
-            return data[0], data[0]
-        if len(data) == 2:
-            return data[0], data[1]
+    """`x`, `(x,)`, `(x, y)` or `(x, y, None)` -> `(x, y)`, with `y = x` when absent.
+
+    Keras' `train_on_batch`/`test_on_batch` pass `(x, y, sample_weight)` with `None`
+    for what the caller left out; sample weights are not supported by these bounds.
+    """
+    if not isinstance(data, (tuple, list)):
+        return data, data
+    if not 1 <= len(data) <= 3:
         raise ValueError(
-            f"A batch must be `x` or `(x, y)`; got a tuple of {len(data)} elements."
-        )
-    return data, data
+            f"A batch must be `x` or `(x, y)`; got a tuple of {len(data)} elements.")
+    if len(data) == 3 and data[2] is not None:
+        raise ValueError("Sample weights are not supported: pass batches `x` or `(x, y)`.")
+    x = data[0]
+    y = data[1] if len(data) > 1 and data[1] is not None else x
+    return x, y
 
 
 def replica_seed(seed):
