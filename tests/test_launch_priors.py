@@ -29,12 +29,14 @@ def parse(*args):
 
 # The Real NVP prior runs with the Real NVP posterior (one run covers both).
 @pytest.mark.parametrize("extra", [["--prior=vamp"], ["--prior=maf"],
-                                   ["--posterior=realnvp", "--prior=realnvp"]])
+                                   ["--posterior=realnvp", "--qz_regularizer=1.0",
+                                    "--prior=realnvp"]])
 def test_learned_prior_trains_end_to_end(tmp_path, extra):
     metrics = T.train(parse(*TINY, *extra, f"--workdir={tmp_path / 'w'}"))
     assert metrics["epochs_trained"] == 1
     assert np.isfinite(metrics["test"]["nll"])
     assert metrics["flags"]["prior"] == extra[-1].split("=")[1]
+    assert ("qz_regularizer" in metrics["history"]) == ("--qz_regularizer=1.0" in extra)
 
 
 def test_kl_warmup_and_burn_in_for_vae(tmp_path):
@@ -99,6 +101,7 @@ def test_phase_schedules_cover_the_epochs():
     (["--prior=realnvp", "--prior_depth=0"], "--prior_depth"),
     (["--prior=vamp", "--pseudo_inputs=0"], "--pseudo_inputs"),
     (["--kl_warmup_epochs=-1"], "--kl_warmup_epochs"),
+    (["--qz_regularizer=-0.5"], "--qz_regularizer"),
     (["--burn_in_epochs=-1"], "--burn_in_epochs"),
     (["--prior=mog", "--prior_training=posthoc", "--epochs=4"], "--prior_training"),
     (["--prior=maf", "--prior_training=iterative", "--epochs=4"], "--prior_training"),

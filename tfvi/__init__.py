@@ -13,7 +13,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tfvi import bounds, distributions, layers, models, priors  # noqa: E402
 from tfvi import data, evaluation  # noqa: E402
 from tfvi import mcmc  # noqa: E402
-from tfvi import prior_training, schedules  # noqa: E402  (seed 004: prior strategies, KL warm-up)
+from tfvi import prior_training, regularizers, schedules  # noqa: E402  (seed 004)
 
 __version__ = "0.1.0"
 __all__ = ["bounds", "data", "distributions", "evaluation", "layers", "models", "priors"]

@@ -55,6 +55,9 @@ class AIWAE(VAE):
         kwargs.pop("objective", None)
         kwargs.pop("beta", None)
         kwargs.pop("stl", None)
+        if kwargs.pop("qz_regularizer", 0.0):
+            raise ValueError("AIWAE does not support `qz_regularizer` (its theta update is "
+                             "the AIS-weighted score, not a differentiated loss).")
         if getattr(encoder, "num_components", 1) > 1:
             raise ValueError(
                 "AIWAE needs a unimodal encoder (`num_components == 1`); its phi update is "
@@ -157,7 +160,7 @@ class AIWAE(VAE):
 
     def get_config(self):
         config = super().get_config()
-        for key in ("objective", "beta", "stl"):
+        for key in ("objective", "beta", "stl", "qz_regularizer"):
             config.pop(key, None)
         config.update(temperatures=self.temperatures, leapfrog_steps=self.leapfrog_steps,
                       target_accept_prob=self.target_accept_prob,

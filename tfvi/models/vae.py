@@ -20,7 +20,7 @@ Data: `fit` takes `x` (the encoder's input is also the target) or `(x, y)` pairs
 import keras
 import tensorflow as tf
 
-from tfvi import bounds, estimators
+from tfvi import bounds, estimators, regularizers
 from tfvi.distributions import stratified_sample
 from tfvi.layers.priors import StandardNormal
 
@@ -80,18 +80,24 @@ class VAE(keras.Model):
         `{"num_groups": M}` ("miwae", "piwae") or `{"elbo_weight": 0.5}` ("ciwae").
       gradient_estimator: "reparam" (default), "stl" (same as `stl=True`), "dreg"
         (IWAE/SIWAE) or "score" (REINFORCE); see `tfvi.estimators`.
+      qz_regularizer: weight w >= 0 of seed 004's (B.3) moment penalty on the
+        aggregate posterior, `loss = -bound + w * Reg[q(z)]` with
+        `Reg = mean_k Mean[z_k]^2 + (Var[z_k] - 1)^2` estimated from the batch's
+        posterior samples (`tfvi.regularizers`); 0 (default) turns it off. Seed 004
+        uses w = 1 with Real NVP priors. Reparameterised/STL gradients only.
 
     Metrics per epoch: `loss` (= -bound), the bound being trained (named after the
     objective), `elbo`, `reconstruction` (E_q log p(x|z)) and `kl`
     (E_q [log q(z|x) - log r(z)]); all averaged over examples, stratified over
-    components. With `objective="elbo"` and `beta != 1` the trained bound and the
+    components. With `qz_regularizer > 0`, also `qz_regularizer` (Reg[q(z)]), and
+    `loss` includes the weighted penalty. With `objective="elbo"` and `beta != 1` the trained bound and the
     diagnostic share the name `elbo`, which then reports the beta-weighted objective;
     the beta = 1 ELBO is always `reconstruction - kl`.
     """
 
     def __init__(self, encoder, decoder, prior=None, objective="elbo", samples=1,
                  beta=1.0, stl=False, input_dim=None, seed=None, objective_options=None,
-                 gradient_estimator="reparam", **kwargs):
+                 gradient_estimator="reparam", qz_regularizer=0.0, **kwargs):
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -116,6 +122,15 @@ class VAE(keras.Model):
             )
         if not beta >= 0:
             raise ValueError(f"`beta` must be non-negative; got {beta!r}.")
+        if not qz_regularizer >= 0:
+            raise ValueError(
+                f"`qz_regularizer` must be non-negative; got {qz_regularizer!r}.")
+        if qz_regularizer > 0 and (gradient_estimator in ("dreg", "score")
+                                   or objective == "piwae"):
+            raise ValueError(
+                "`qz_regularizer` needs reparameterised gradients; got "
+                f"gradient_estimator={gradient_estimator!r}, objective={objective!r}.")
+        self.qz_regularizer = float(qz_regularizer)
         self.encoder = encoder
         self.decoder = decoder
         self.prior = prior if prior is not None else StandardNormal(encoder.latent_dim)
@@ -138,6 +153,8 @@ class VAE(keras.Model):
             name: keras.metrics.Mean(name=name)
             for name in ("loss", objective, "elbo", "reconstruction", "kl")
         }
+        if self.qz_regularizer > 0:
+            self._trackers["qz_regularizer"] = keras.metrics.Mean(name="qz_regularizer")
         if input_dim is not None:
             self.build((None, _check_positive_int("input_dim", input_dim)))
 
@@ -235,6 +252,16 @@ class VAE(keras.Model):
             self._trackers[name].update_state(tf.reduce_mean(value))
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
+    def _loss_and_values(self, terms):
+        """`-bound` (plus the weighted q(z) penalty) and the per-example metrics."""
+        values = self.bound_values(terms)
+        loss = -tf.reduce_mean(values[self.objective])
+        if self.qz_regularizer > 0:
+            penalty = regularizers.qz_moment_penalty(terms["z"], terms["log_alpha"])
+            values["qz_regularizer"] = penalty
+            loss += self.qz_regularizer * penalty
+        return loss, values
+
     def train_step(self, data):
         x, y = unpack_batch(data)
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -245,8 +272,7 @@ class VAE(keras.Model):
             return self._update_metrics(loss, values)
         with tf.GradientTape() as tape:
             terms = self.log_weight_terms(x, y, stl=self.stl)
-            values = self.bound_values(terms)
-            loss = -tf.reduce_mean(values[self.objective])
+            loss, values = self._loss_and_values(terms)
             # The optimizer sums gradients over replicas; each replica's loss is a
             # mean over its share of the global batch.
             scaled_loss = loss / tf.cast(num_replicas, loss.dtype)
@@ -256,8 +282,7 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         x, y = unpack_batch(data)
-        values = self.bound_values(self.log_weight_terms(x, y))
-        return self._update_metrics(-tf.reduce_mean(values[self.objective]), values)
+        return self._update_metrics(*self._loss_and_values(self.log_weight_terms(x, y)))
 
     @property
     def metrics(self):
@@ -317,5 +342,6 @@ class VAE(keras.Model):
             seed=self.seed,
             objective_options=self.objective_options,
             gradient_estimator=self.gradient_estimator,
+            qz_regularizer=self.qz_regularizer,
         )
         return config

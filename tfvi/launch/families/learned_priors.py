@@ -38,6 +38,9 @@ absl_flags.DEFINE_integer("posterior_flow_hidden", 256, "--posterior=realnvp: hi
                           "of the coupling networks.")
 absl_flags.DEFINE_integer("kl_warmup_epochs", 0, "KL warm-up (seed 004 B.3): beta rises "
                           "linearly from 0.01 to --beta over this many epochs (0: off).")
+absl_flags.DEFINE_float("qz_regularizer", 0.0, "Weight of seed 004's (B.3) penalty "
+                        "mean_k Mean[z_k]^2 + (Var[z_k] - 1)^2 on the aggregate posterior "
+                        "(0: off; seed 004 uses 1 with Real NVP priors).")
 absl_flags.DEFINE_enum("prior_training", "joint", ["joint", "posthoc", "iterative"],
                        "How a learned prior trains (seed 004, Alg. B.1): joint, posthoc "
                        "(VAE with N(0, I), then the prior), iterative (alternating).")
@@ -102,6 +105,9 @@ def check_learned_prior_flags(flags):
     if flags.kl_warmup_epochs < 0:
         raise ValueError(f"--kl_warmup_epochs={flags.kl_warmup_epochs} is not accepted; "
                          "accepted values: integers >= 0.")
+    if not flags.qz_regularizer >= 0:
+        raise ValueError(f"--qz_regularizer={flags.qz_regularizer} is not accepted; "
+                         "accepted values: floats >= 0.")
     if flags.posterior == "realnvp" and flags.latent_dim < 2:
         raise ValueError(f"--posterior=realnvp needs --latent_dim >= 2; got "
                          f"{flags.latent_dim}.")

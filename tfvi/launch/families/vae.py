@@ -21,7 +21,8 @@ def build_vae(flags, prepared):
     encoder, decoder, prior = build_parts(flags, prepared)
     return models.VAE(encoder, decoder, prior, objective=flags.objective,
                       samples=flags.samples, beta=flags.beta, stl=flags.stl,
-                      input_dim=prepared.input_dim, seed=flags.seed, name="vae")
+                      input_dim=prepared.input_dim, seed=flags.seed,
+                      qz_regularizer=flags.qz_regularizer, name="vae")
 
 
 def check_vae_flags(flags):
