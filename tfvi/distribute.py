@@ -350,7 +350,7 @@ def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chain
                                    num_temperatures=None, num_leapfrog_steps=None,
                                    schedule=None, target_accept_prob=0.6, step_size=0.1,
                                    batch_size=100, y=None, seed=0, binarization=None,
-                                   jit_compile=True, verbose=1):
+                                   jit_compile=True, verbose=1, num_pilot_chains=None):
     """`tfvi.evaluation.ais_log_likelihood` with its chunks spread over the replicas of
     `strategy` (MirroredStrategy or MultiWorkerMirroredStrategy).
 
@@ -374,27 +374,12 @@ def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chain
     single-device estimator.
     """
     from tfvi.evaluation import ais as ais_eval
-    from tfvi.mcmc.ais import (
-        _as_seed,
-        _check_positive_int,
-        annealing_schedule,
-        raise_if_not_finite,
-        weight_diagnostics,
-    )
+    from tfvi.mcmc.ais import _as_seed, raise_if_not_finite, weight_diagnostics
 
-    settings = ais_eval._resolve(preset, num_chains=num_chains,
-                                 num_temperatures=num_temperatures,
-                                 num_leapfrog_steps=num_leapfrog_steps, schedule=schedule)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
-    x = np.asarray(x, np.float32)
-    y = x if y is None else np.asarray(y)
-    if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"`x` must have shape [N >= 1, input_dim]; got {x.shape}.")
-    if len(y) != len(x):
-        raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")
-    if y.dtype == np.float64:
-        y = y.astype(np.float32)
+    settings, betas, x, y = ais_eval._prepare(
+        preset, x, y, batch_size, num_chains=num_chains, num_temperatures=num_temperatures,
+        num_leapfrog_steps=num_leapfrog_steps, schedule=schedule,
+        num_pilot_chains=num_pilot_chains)
     _check_xla_variables(model, strategy, jit_compile)
     base = _as_seed(seed)
     n = len(x)
@@ -403,7 +388,7 @@ def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chain
     # The compiled loop of the last call is reused when the model and protocol match
     # (e.g. the test and train splits of the seed 001 table compile once). One entry
     # only: the function holds the model.
-    key = (settings["num_chains"], settings["num_leapfrog_steps"],
+    key = (settings["num_chains"], settings["num_leapfrog_steps"], settings["num_pilot_chains"],
            np.asarray(betas, np.float64).tobytes(), bool(jit_compile),
            float(target_accept_prob), float(step_size), chunk)
     cached = _AIS_LAST.get("entry")
@@ -429,10 +414,8 @@ def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chain
         raise_if_not_finite({"bad_index": int(r[0, 3]), "bad_step": r[0, 4]}, betas)
     out = np.concatenate([r[:min(chunk, n - s), 0] for r, s in zip(rows, starts)])
     ess = np.concatenate([r[:min(chunk, n - s), 1] for r, s in zip(rows, starts)])
-    protocol = dict(settings)
-    protocol.update(method="ais", proposal="q(z|x)", target_accept_prob=target_accept_prob,
-                    initial_step_size=float(step_size), step_size_adaptation="per example",
-                    seed=seed, binarization=binarization, num_examples=n,
-                    num_replicas=int(strategy.num_replicas_in_sync))
+    protocol = ais_eval._protocol(settings, target_accept_prob, step_size, seed,
+                                  binarization, n)
+    protocol["num_replicas"] = int(strategy.num_replicas_in_sync)
     return ais_eval.AISEstimate(out.astype(np.float64), protocol,
                                 float(np.mean([r[0, 2] for r in rows])), float(np.mean(ess)))

@@ -60,6 +60,31 @@ def _resolve(preset, **overrides):
     return settings
 
 
+def _prepare(preset, x, y, batch_size, **overrides):
+    """Validated settings, the inverse temperatures and float32 `x`, `y` `[N, ...]`."""
+    settings = _resolve(preset, **overrides)
+    _check_positive_int("batch_size", batch_size)
+    betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
+    x = np.asarray(x, np.float32)
+    y = x if y is None else np.asarray(y)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"`x` must have shape [N >= 1, input_dim]; got {x.shape}.")
+    if len(y) != len(x):
+        raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")
+    if y.dtype == np.float64:
+        y = y.astype(np.float32)
+    return settings, betas, x, y
+
+
+def _protocol(settings, target_accept_prob, step_size, seed, binarization, num_examples):
+    """The JSON-ready description of an AIS estimate (for `metrics.json`)."""
+    protocol = dict(settings)
+    protocol.update(method="ais", proposal="q(z|x)", target_accept_prob=target_accept_prob,
+                    initial_step_size=float(step_size), step_size_adaptation="per example",
+                    seed=seed, binarization=binarization, num_examples=num_examples)
+    return protocol
+
+
 def _model_target(model, y):
     y = model.decoder.prepare_targets(y)
 
@@ -107,17 +132,10 @@ def ais_log_likelihood(model, x, *, preset="wu", num_chains=None, num_temperatur
       `AISEstimate(log_likelihood [N] float64, protocol dict, mean_acceptance,
       mean_ess)`; `protocol` is JSON-ready for `metrics.json`.
     """
-    settings = _resolve(preset, num_chains=num_chains, num_temperatures=num_temperatures,
-                        num_leapfrog_steps=num_leapfrog_steps, schedule=schedule,
-                        num_pilot_chains=num_pilot_chains)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
-    x = np.asarray(x, np.float32)
-    y = x if y is None else np.asarray(y)
-    if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"`x` must have shape [N >= 1, input_dim]; got {x.shape}.")
-    if len(y) != len(x):
-        raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")
+    settings, betas, x, y = _prepare(
+        preset, x, y, batch_size, num_chains=num_chains, num_temperatures=num_temperatures,
+        num_leapfrog_steps=num_leapfrog_steps, schedule=schedule,
+        num_pilot_chains=num_pilot_chains)
     run = _make_runner(model, settings, jit_compile, target_accept_prob, step_size)
     betas_t = tf.constant(betas, tf.float32)
     steps_t = tf.fill([len(betas) - 1], tf.constant(step_size, tf.float32))
@@ -139,10 +157,7 @@ def ais_log_likelihood(model, x, *, preset="wu", num_chains=None, num_temperatur
         acc.append(float(np.mean(res["acceptance"])))
         if bar is not None:
             bar.update(start + m)
-    protocol = dict(settings)
-    protocol.update(method="ais", proposal="q(z|x)", target_accept_prob=target_accept_prob,
-                    initial_step_size=float(step_size), step_size_adaptation="per example",
-                    seed=seed, binarization=binarization, num_examples=n)
+    protocol = _protocol(settings, target_accept_prob, step_size, seed, binarization, n)
     return AISEstimate(out, protocol, float(np.mean(acc)), float(np.mean(np.concatenate(ess))))
 
 
