@@ -37,7 +37,9 @@ def build(prior_kind, args, seed, train_probs):
     keras.utils.set_random_seed(seed)
     encoder = tfvi.layers.GaussianEncoder(args.latent, hidden=(args.hidden, args.hidden),
                                           activation="leaky_relu")
-    decoder = tfvi.layers.BernoulliDecoder(output_dim=64, hidden=(args.hidden, args.hidden),
+    decoder_hidden = (args.hidden, args.hidden) if args.decoder_hidden is None else \
+        tuple(int(h) for h in args.decoder_hidden.split(",") if h)
+    decoder = tfvi.layers.BernoulliDecoder(output_dim=64, hidden=decoder_hidden,
                                            activation="leaky_relu")
     if prior_kind == "realnvp":
         prior = tfvi.priors.RealNVPPrior(args.latent, depth=args.depth,
@@ -66,6 +68,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--latent", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=200)
+    parser.add_argument("--decoder_hidden", default=None,
+                        help="decoder hidden sizes, comma-separated ('' = affine decoder); "
+                             "default: two layers of --hidden")
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--prior_hidden", type=int, default=64)
     parser.add_argument("--prior_layers", type=int, default=1,

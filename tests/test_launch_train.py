@@ -216,3 +216,20 @@ def test_learning_rate_schedules():
     assert np.isclose(float(lr(10)), 1e-3) and np.isclose(float(lr(11)), 1e-3 * 10 ** (-1 / 7))
     assert np.isclose(float(lr(40)), 1e-3 * 10 ** (-1 / 7))
     assert np.isclose(float(lr(41)), 1e-3 * 10 ** (-2 / 7))
+
+
+@pytest.mark.parametrize("preset,extra,plot", [
+    ("single_column_digits_vib", ["--components=2", "--samples=2"], "reliability.png"),
+    ("style_modality_digits", ["--components=2", "--samples=2", "--prior_components=2",
+                               "--decoder_hidden=16"], "component_modes.png"),
+])
+def test_seed000_presets_write_their_figures(tmp_path, preset, extra, plot):
+    """The VIB writes its reliability diagram and a mixture-posterior VAE its decoded
+    component templates (seed 000 B.1, C.3/C.7) into plots/."""
+    workdir = tmp_path / "w"
+    metrics = T.train(parse(f"--preset={preset}", *extra, "--epochs=1", "--verbose=0",
+                            "--encoder_hidden=16", "--predict_samples=20",
+                            "--eval_iwae_samples=10", "--eval_max_examples=40",
+                            "--jit_compile=false", "--noexport", f"--workdir={workdir}"))
+    assert f"plots/{plot}" in metrics["plots"]
+    assert (workdir / "plots" / plot).stat().st_size > 1000

@@ -63,6 +63,8 @@ class ModelFamily:
       estimators: optional `fn(flags, model) -> {name: description}` replacing
         entries of metrics.json's "estimators" (e.g. "bounds"/"nll" for a family
         whose loss is not a bound with `--samples` and `--beta`).
+      plots: optional `fn(model, prepared, flags, plot_dir) -> [paths]` of extra
+        plots written with `--plots` (e.g. the VIB's reliability diagram).
     """
 
     name: str
@@ -74,6 +76,7 @@ class ModelFamily:
     callbacks: Optional[Callable] = None
     exportable: bool = True
     estimators: Optional[Callable] = None
+    plots: Optional[Callable] = None
 
 
 def _register(table, name):

@@ -137,6 +137,32 @@ def evaluate_splits(model, prepared, f):
     return results
 
 
+def _component_modes_plot(model, prepared, x, target, plot_dir):
+    """Seed 000's C.3 / C.7 template figure: the decoded mode (C.3) or mean (C.7, the
+    style view) of each mixture component, next to the input image when the encoder
+    sees a whole image, else next to the target."""
+    import numpy as np
+
+    from tfvi.evaluation import modes
+
+    shape = prepared.bundle.image_shape
+    labels = prepared.eval_splits["test"][2]
+    rows = np.arange(min(8, len(x)))
+    if labels is not None:  # one example per class where possible
+        rows = np.argsort(labels, kind="stable")[::max(1, len(labels) // 8)][:8]
+    shows_input = x.shape[1] == int(np.prod(shape))
+    kind = "mean" if prepared.target == "same_class_random" else "mode"
+    path = os.path.join(plot_dir, "component_modes.png")
+    fig = modes.plot_component_modes(
+        model, x[rows], shape, targets=(x if shows_input else target)[rows], path=path,
+        kind=kind, targets_title="input" if shows_input else "target",
+        title=f"decoded component {kind}s (seed 000 C.3/C.7)")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
 def write_plots(model, prepared, f, history, plot_dir):
     import numpy as np
 
@@ -153,6 +179,8 @@ def write_plots(model, prepared, f, history, plot_dir):
         written.append(plots.reconstruction_grid(model, x, target, bundle.image_shape,
                                                  os.path.join(plot_dir, "reconstructions.png")))
     written.append(plots.latent_scatter(model, x, labels, os.path.join(plot_dir, "latent.png")))
+    if image_target and getattr(model.encoder, "num_components", 1) > 1:
+        written.append(_component_modes_plot(model, prepared, x, target, plot_dir))
     curves = plots.training_curves(history, os.path.join(plot_dir, "training_curves.png"))
     if curves:
         written.append(curves)
@@ -354,8 +382,10 @@ def train(f):
     metrics["num_parameters"] = int(sum(int(v.numpy().size) for v in model.trainable_variables))
     plot_files = []
     if f.plots:
-        plot_files = write_plots(model, prepared, f, ckpt.history,
-                                 os.path.join(f.workdir, "plots"))
+        plot_dir = os.path.join(f.workdir, "plots")
+        plot_files = write_plots(model, prepared, f, ckpt.history, plot_dir)
+        if family.plots is not None:
+            plot_files += list(family.plots(model, prepared, f, plot_dir))
     if f.export and family.exportable:
         from tfvi.export import export_model
 

@@ -44,24 +44,50 @@ def vib_callbacks(model, prepared, flags):
     return burn_in_callbacks(model, prepared, flags)
 
 
+def _predictive(model, x, y, flags):
+    """`(probs [n, classes], labels [n])` on the first `--eval_max_examples` of a split."""
+    from tfvi.evaluation import calibration
+
+    n = min(len(x), flags.eval_max_examples or len(x))
+    probs = calibration.posterior_predictive(model, x[:n], flags.predict_samples,
+                                             batch_size=flags.batch_size, seed=flags.seed)
+    return probs, y[:n]
+
+
 def evaluate_vib(model, prepared, flags):
     from tfvi.evaluation import calibration
 
     out = {}
     for split, (x, y, _) in prepared.eval_splits.items():
-        n = min(len(x), flags.eval_max_examples or len(x))
-        probs = calibration.posterior_predictive(model, x[:n], flags.predict_samples,
-                                                 batch_size=flags.batch_size, seed=flags.seed)
+        probs, labels = _predictive(model, x, y, flags)
         out[split] = {
-            "accuracy": calibration.accuracy(probs, y[:n]),
-            "ece": calibration.expected_calibration_error(probs, y[:n]),
+            "accuracy": calibration.accuracy(probs, labels),
+            "ece": calibration.expected_calibration_error(probs, labels),
             "predictive_samples": flags.predict_samples,
         }
     return out
+
+
+def plot_vib(model, prepared, flags, plot_dir):
+    """The test split's reliability diagram (seed 000 B.1 bins): plots/reliability.png."""
+    import os
+
+    import matplotlib.pyplot as plt
+
+    from tfvi.evaluation import calibration
+
+    x, y, _ = prepared.eval_splits["test"]
+    probs, labels = _predictive(model, x, y, flags)
+    path = os.path.join(plot_dir, "reliability.png")
+    fig = calibration.plot_reliability_diagram(
+        probs, labels, path=path,
+        title=f"VIB {flags.objective} K={flags.components} T={flags.samples} (test)")
+    plt.close(fig)
+    return [path]
 
 
 register_model(ModelFamily(
     name="vib", build=build_vib, objectives=tuple(bounds.ALL_OBJECTIVES),
     help="VIB classifier with (mixture) posteriors (tfvi.models.VIBClassifier)",
     check_flags=check_vib_flags, evaluate=evaluate_vib, callbacks=vib_callbacks,
-    exportable=False))
+    exportable=False, plots=plot_vib))
