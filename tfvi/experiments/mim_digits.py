@@ -49,6 +49,7 @@ from tfvi import data, layers, models, priors
 from tfvi.evaluation import (cluster_scores, encoder_mutual_information,
                              iwae_log_likelihood, knn_accuracy, ksg_mutual_information,
                              latent_codes)
+from tfvi.experiments import check_counts
 from tfvi.experiments.mim_gmm import reset_to
 from tfvi.schedules import KLWarmup
 
@@ -182,14 +183,9 @@ def main(argv=None):
                         help="add this run's rows to an existing --out/results.json "
                         "(e.g. further seeds run in another process)")
     args = parser.parse_args(argv)
-    for flag in ("latent", "hidden", "pseudo_inputs", "epochs", "batch_size",
-                 "nll_samples"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag} must be a positive integer; got {getattr(args, flag)}.")
-    if args.warmup < 0:
-        parser.error(f"--warmup must be a non-negative integer; got {args.warmup}.")
-    if args.steps is not None and args.steps < 1:
-        parser.error(f"--steps must be a positive integer; got {args.steps}.")
+    check_counts(parser, args, positive=("latent", "hidden", "pseudo_inputs", "epochs",
+                                         "batch_size", "nll_samples", "steps"),
+                 non_negative=("warmup",))
     os.makedirs(args.out, exist_ok=True)
 
     arrays = split_digits()

@@ -55,6 +55,7 @@ import tensorflow as tf
 from tfvi import data, layers, mim_plots, models
 from tfvi.evaluation import (iwae_log_likelihood, knn_accuracy, ksg_mutual_information,
                              latent_codes, reconstruction_rmse)
+from tfvi.experiments import check_counts
 
 MODELS = ("mim", "vae")
 METRICS = ("mi", "nll", "rmse", "knn5", "knn5_mean")
@@ -220,12 +221,9 @@ def main(argv=None):
                         help="do not train: merge the runs.jsonl of earlier --out "
                         "directories (e.g. one per --hidden run in parallel) into --out")
     args = parser.parse_args(argv)
-    for flag in ("train_size", "test_size", "epochs", "nll_samples", "nll_points",
-                 "mi_points"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag} must be a positive integer; got {getattr(args, flag)}.")
-    if args.warmup < 0:
-        parser.error(f"--warmup must be a non-negative integer; got {args.warmup}.")
+    check_counts(parser, args, positive=("train_size", "test_size", "epochs", "nll_samples",
+                                         "nll_points", "mi_points"),
+                 non_negative=("warmup",))
     if args.combine:
         rows, sources = [], []
         for directory in args.combine:
