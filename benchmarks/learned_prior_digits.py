@@ -31,6 +31,7 @@ from tfvi.evaluation import diagnostics
 from tfvi.schedules import KLWarmup
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+STEPS_PER_EPOCH = 15  # 1500 training digits at batch 100
 
 
 def build(prior_kind, args, seed, train_probs):
@@ -58,7 +59,13 @@ def build(prior_kind, args, seed, train_probs):
                             input_dim=64, seed=seed)
     # One compiled call per epoch (15 batches): less Python overhead per step; the
     # warm-up callback still moves beta at every epoch boundary.
-    model.compile(optimizer=keras.optimizers.Adam(args.lr), steps_per_execution=15)
+    lr = args.lr
+    if args.lr_schedule == "thirds":
+        # Seed 004 B.3: lr, lr/10, lr/100 over three equal thirds of training.
+        third = (args.epochs // 3) * STEPS_PER_EPOCH
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [third, 2 * third], [args.lr, args.lr / 10, args.lr / 100])
+    model.compile(optimizer=keras.optimizers.Adam(lr), steps_per_execution=STEPS_PER_EPOCH)
     return model
 
 
@@ -80,6 +87,9 @@ def main():
                         help="comma-separated: standard, realnvp, vamp")
     parser.add_argument("--setting", default="default", help="name of this setting")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr_schedule", choices=["constant", "thirds"], default="constant",
+                        help="'thirds': --lr, then /10, then /100 over equal thirds of "
+                             "--epochs (seed 004 B.3's 800/800/800 of 2400 epochs)")
     parser.add_argument("--nll_samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
