@@ -91,8 +91,8 @@ def test_workdir_has_every_item(killed_and_resumed):
     assert metrics["flags"]["epochs"] == 12 and metrics["flags"]["workdir"] == w
     assert metrics["wall_time_seconds"]["train"] > 0
     assert sorted(os.listdir(os.path.join(w, "plots"))) == [
-        "latent.png", "posterior_density.png", "reconstructions.png", "samples.png",
-        "training_curves.png"]
+        "component_modes.png", "latent.png", "posterior_density.png", "reconstructions.png",
+        "samples.png", "training_curves.png"]  # smoke: a 2-component mixture posterior
     assert glob.glob(os.path.join(w, "tensorboard", "train", "events.out.tfevents.*"))
     assert glob.glob(os.path.join(w, "tensorboard", "images", "events.out.tfevents.*"))
     assert os.path.exists(os.path.join(w, "export", "saved_model.pb"))

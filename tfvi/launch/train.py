@@ -8,7 +8,8 @@ digits (`--preset=digits_siwae`). A run writes into `--workdir`:
     tensorboard/      per-epoch scalars (train/, validation/) and images/ (samples,
                       reconstructions)
     plots/*.png       samples, reconstructions, latent scatter, training curves,
-                      q(z|x) density for 2-D latents
+                      q(z|x) density for 2-D latents, decoded mixture components,
+                      the VIB's reliability diagram
     export/           SavedModel (see tfvi.export) + tfvi.json
     metrics.json      final train/validation/test metrics with their estimator settings,
                       wall time, versions, all flags
