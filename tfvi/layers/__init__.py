@@ -9,6 +9,7 @@ from tfvi.layers.decoders import (
 )
 from tfvi.layers.encoders import GaussianEncoder, MixtureEncoder
 from tfvi.layers.mlp import MLP
+from tfvi.layers.pixelcnn import PixelCNN, PixelCNNDecoder
 from tfvi.layers.flow_posterior import RealNVPPosterior
 from tfvi.layers.flows import (
     MADE,
@@ -36,6 +37,8 @@ __all__ = [
     "KnownLikelihood",
     "LogitNormalDecoder",
     "MLP",
+    "PixelCNN",
+    "PixelCNNDecoder",
     "MixtureEncoder",
     "MixtureOfGaussians",
     "Prior",
