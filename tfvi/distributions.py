@@ -20,7 +20,8 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["GaussianMixture", "gaussian_mixture_log_prob", "stratified_sample"]
+__all__ = ["GaussianMixture", "TwoLevelLatent", "gaussian_mixture_log_prob",
+           "stratified_sample"]
 
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -166,6 +167,8 @@ def stratified_sample(q, num_samples, seed=None):
       `(z, log_alpha)`: reparameterised samples `[T, K, batch, d]` and log mixture
       weights `[K, batch]` (zeros `[1, batch]` for a non-mixture `q`).
     """
+    if isinstance(q, TwoLevelLatent):
+        return q.stratified_sample(num_samples, seed)
     if isinstance(q, tfd.MixtureSameFamily):
         z = _reparameterized_sample(q.components_distribution, num_samples, seed)
         z = tf.transpose(z, [0, 2, 1, 3])  # [T, B, K, d] -> [T, K, B, d]
@@ -193,3 +196,89 @@ def _reparameterized_sample(dist, num_samples, seed):
     shape = tf.concat([[num_samples], tf.shape(loc)], 0)
     eps = tf.random.stateless_normal(shape, seed=seed, dtype=loc.dtype, alg="philox")
     return loc + dist.scale.matvec(eps)
+
+
+class TwoLevelLatent(tfd.Distribution):
+    """q(z1, z2) = q(z2) q(z1 | z2) over the joint latent z = concat[z1, z2].
+
+    The one distribution behind a two-level hierarchical VAE's posterior,
+    q(z2|x) q(z1|x, z2), and its prior, p(z2) p(z1|z2): with z the concatenation, every
+    bound, AIS chain and IWAE estimate of a one-level model applies unchanged, and
+    log-weights keep their `[T, K, batch]` shape.
+
+        log q(z) = log q(z2) + log q(z1 | z2),   z = [z1 (d1), z2 (d2)].
+
+    Args:
+      top: distribution of z2, batch shape `batch_shape`, event `[d2]` (a mixture is
+        stratified by `stratified_sample`, so SIWAE works with a mixture q(z2|x)).
+      conditional: callable `z2 [..., batch_shape, d2] -> ` a Gaussian over z1 with batch
+        shape `[..., batch_shape]` and event `[d1]`.
+      lower_dim: d1.
+    """
+
+    def __init__(self, top, conditional, lower_dim, validate_args=False,
+                 allow_nan_stats=True, name="TwoLevelLatent"):
+        parameters = dict(locals())
+        self._top = top
+        self._conditional = conditional
+        self._lower_dim = int(lower_dim)
+        upper_dim = tf.compat.dimension_value(top.event_shape[-1])
+        self._event = tf.TensorShape([self._lower_dim + upper_dim])
+        super().__init__(dtype=top.dtype, reparameterization_type=top.reparameterization_type,
+                         validate_args=validate_args, allow_nan_stats=allow_nan_stats,
+                         parameters=parameters, name=name)
+
+    @property
+    def top(self):
+        return self._top
+
+    @property
+    def lower_dim(self):
+        return self._lower_dim
+
+    def conditional(self, z2):
+        """The distribution of z1 given z2 `[..., batch_shape, d2]`."""
+        return self._conditional(z2)
+
+    def split(self, z):
+        """`(z1, z2)` from `z` `[..., d1 + d2]`."""
+        return z[..., :self._lower_dim], z[..., self._lower_dim:]
+
+    def _batch_shape(self):
+        return self._top.batch_shape
+
+    def _batch_shape_tensor(self):
+        return self._top.batch_shape_tensor()
+
+    def _event_shape(self):
+        return self._event
+
+    def _event_shape_tensor(self):
+        return tf.constant(self._event.as_list(), tf.int32)
+
+    def _log_prob(self, z):
+        z1, z2 = self.split(z)
+        return self._top.log_prob(z2) + self._conditional(z2).log_prob(z1)
+
+    def _lower_sample(self, z2, seed):
+        return _reparameterized_sample(self._conditional(z2), 1, seed)[0]
+
+    def _sample_n(self, n, seed=None):
+        top_seed, lower_seed = tfp.random.split_seed(seed, salt="TwoLevelLatent")
+        z2 = self._top.sample(n, seed=top_seed)
+        return tf.concat([self._lower_sample(z2, lower_seed), z2], axis=-1)
+
+    def stratified_sample(self, num_samples, seed=None):
+        """`stratified_sample` over the components of q(z2): `[T, K, batch, d1 + d2]`
+        samples and `[K, batch]` log mixture weights."""
+        if seed is None:
+            top_seed = lower_seed = None
+        else:
+            top_seed, lower_seed = tfp.random.split_seed(seed, salt="TwoLevelLatent")
+        z2, log_alpha = stratified_sample(self._top, num_samples, seed=top_seed)
+        return tf.concat([self._lower_sample(z2, lower_seed), z2], axis=-1), log_alpha
+
+    def point_estimate(self):
+        """`[E q(z2)... ]`: z2 at the mean of q(z2), z1 at the mean of q(z1|z2) there."""
+        z2 = self._top.mean()
+        return tf.concat([self._conditional(z2).mean(), z2], axis=-1)

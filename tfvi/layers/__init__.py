@@ -8,6 +8,11 @@ from tfvi.layers.decoders import (
     LogitNormalDecoder,
 )
 from tfvi.layers.encoders import GaussianEncoder, MixtureEncoder
+from tfvi.layers.hierarchical import (
+    ConditionalGaussian,
+    HierarchicalEncoder,
+    HierarchicalPrior,
+)
 from tfvi.layers.mlp import MLP
 from tfvi.layers.pixelcnn import PixelCNN, PixelCNNDecoder
 from tfvi.layers.flow_posterior import RealNVPPosterior
@@ -36,6 +41,9 @@ __all__ = [
     "GaussianEncoder",
     "KnownLikelihood",
     "LogitNormalDecoder",
+    "ConditionalGaussian",
+    "HierarchicalEncoder",
+    "HierarchicalPrior",
     "MLP",
     "PixelCNN",
     "PixelCNNDecoder",
