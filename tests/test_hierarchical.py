@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfvi
+import tfvi.export
 from tfvi.distributions import TwoLevelLatent, stratified_sample
 from tfvi.layers.hierarchical import ConditionalGaussian, HierarchicalEncoder, HierarchicalPrior
 
@@ -147,3 +148,39 @@ def test_siwae_trains_a_hierarchical_model_with_a_mixture_top():
     after = model.evaluate(x, batch_size=100, verbose=0, return_dict=True)["siwae"]
     assert np.isfinite(after) and after > before + 3.0
     assert model.encoder(x[:4]).batch_shape == [4] and model.latent_dim == 4
+
+
+def test_vampprior_on_z2_shares_the_top_encoder_and_exports(tmp_path):
+    """p(z2) = VampPrior over the hierarchical encoder's q(z2|x) (Livne et al.'s image
+    models): the prior's mixture components are q(z2|u_m) of the pseudo-inputs, the
+    model trains, and the SavedModel's encode/sample/log_likelihood serve the joint
+    latent."""
+    encoder = HierarchicalEncoder(2, upper_dim=3, hidden=(16,))
+    prior = HierarchicalPrior(2, top=tfvi.priors.VampPrior(latent_dim=3, num_pseudo_inputs=10),
+                              hidden=(16,))
+    model = tfvi.models.VAE(encoder, tfvi.layers.BernoulliDecoder(64, hidden=(32,)), prior,
+                            objective="iwae", samples=2, input_dim=64, seed=0)
+    assert prior.top.encoder is encoder.top
+    x = (tfvi.data.load_digits()["train_probs"][:100] > 0.5).astype(np.float32)
+    pseudo = tf.convert_to_tensor(prior.top.pseudo_inputs)
+    q2 = encoder.top(pseudo)
+    z2 = tf.random.normal([5, 3], seed=3)
+    mixture = tf.reduce_logsumexp(q2.log_prob(z2[:, None]), axis=1) - np.log(10.0)
+    np.testing.assert_allclose(prior.top().log_prob(z2), mixture, atol=1e-4)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
+    history = model.fit(x, batch_size=50, epochs=2, verbose=0).history
+    assert np.all(np.isfinite(history["iwae"]))
+
+    tfvi.export.export_model(model, str(tmp_path / "export"))
+    served = tf.saved_model.load(str(tmp_path / "export"))
+    params = served.signatures["encode"](x=tf.constant(x[:4]))
+    np.testing.assert_allclose(params["top_loc"], encoder.top(x[:4]).mean(), atol=1e-5)
+    sample = served.signatures["sample"](n=tf.constant(3), seed=tf.constant([1, 2]))
+    assert sample["z"].shape == (3, 5) and sample["x"].shape == (3, 64)
+    z = tf.constant(sample["z"])
+    np.testing.assert_allclose(served.signatures["prior_log_prob"](z=z)["log_prob"],
+                               prior().log_prob(z), atol=1e-4)
+    served_ll = served.signatures["log_likelihood"](x=tf.constant(x[:8]),
+                                                    num_samples=tf.constant(100))
+    assert served_ll["log_likelihood"].shape == (8,)
+    assert np.all(np.isfinite(served_ll["log_likelihood"]))
