@@ -123,6 +123,20 @@ def test_iwae_and_ais_match_the_exact_log_likelihood_of_a_two_level_model(traine
     assert elbo < np.mean(exact) - 0.05
 
 
+def test_active_units_are_counted_per_layer(trained):
+    """In the linear-Gaussian model both z1 coordinates and z2 carry information about
+    x (random full-rank decoder), so all three units are active; a fourth, unused
+    dimension would not be (checked on a one-level model whose encoder ignores x)."""
+    model, x = trained
+    assert tfvi.evaluation.active_units_per_layer(model, x, num_samples=200) == {
+        "z1": 2, "z2": 1}
+    idle = tfvi.models.VAE(tfvi.layers.GaussianEncoder(2, hidden=()),
+                           tfvi.layers.GaussianDecoder(D, hidden=()), input_dim=D)
+    for w in idle.encoder.weights:
+        w.assign(tf.zeros_like(w))
+    assert tfvi.evaluation.active_units_per_layer(idle, x) == {"z": 0}
+
+
 def test_hierarchical_vae_round_trips_through_keras_files(trained, tmp_path):
     model, x = trained
     model.save(tmp_path / "hvae.keras")

@@ -1,6 +1,7 @@
 """Evaluation: log-likelihood estimates, exact log-evidence, diagnostics."""
 
-from tfvi.evaluation.active_units import active_units, posterior_mean_variance
+from tfvi.evaluation.active_units import (active_units, active_units_per_layer,
+                                          posterior_mean_variance)
 from tfvi.evaluation.calibration import (
     accuracy,
     expected_calibration_error,
@@ -14,7 +15,7 @@ from tfvi.evaluation.exact import (
 )
 from tfvi.evaluation.likelihood import iwae_log_likelihood
 
-__all__ = ["active_units", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
+__all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
 __all__ += ["accuracy", "expected_calibration_error", "plot_reliability_diagram",
             "posterior_predictive"]
 from tfvi.evaluation.mutual_information import (encoder_mutual_information,

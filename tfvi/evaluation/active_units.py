@@ -11,7 +11,7 @@ a Monte Carlo mean over `num_samples` samples (1000 as in seed 004 B.3).
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["active_units", "posterior_mean_variance"]
+__all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance"]
 
 
 def _posterior_mean(encoder, x, num_samples, seed):
@@ -41,3 +41,19 @@ def active_units(model, x, threshold=1e-2, **kwargs):
     if not threshold >= 0:
         raise ValueError(f"`threshold` must be >= 0; got {threshold!r}.")
     return int(np.sum(posterior_mean_variance(model, x, **kwargs) > threshold))
+
+
+def active_units_per_layer(model, x, threshold=1e-2, **kwargs):
+    """Active units of each latent layer of a hierarchical model.
+
+    For an encoder with `lower_dim` (`tfvi.layers.HierarchicalEncoder`, latent
+    `z = concat[z1, z2]`): `{"z1": A_1, "z2": A_2}`, counted on the Monte Carlo posterior
+    means of the joint q(z1, z2|x); for a one-level model `{"z": A}`.
+    """
+    if not threshold >= 0:
+        raise ValueError(f"`threshold` must be >= 0; got {threshold!r}.")
+    active = posterior_mean_variance(model, x, **kwargs) > threshold
+    lower = getattr(model.encoder, "lower_dim", None)
+    if lower is None:
+        return {"z": int(active.sum())}
+    return {"z1": int(active[:lower].sum()), "z2": int(active[lower:].sum())}
