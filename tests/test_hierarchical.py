@@ -198,3 +198,18 @@ def test_vampprior_on_z2_shares_the_top_encoder_and_exports(tmp_path):
                                                     num_samples=tf.constant(100))
     assert served_ll["log_likelihood"].shape == (8,)
     assert np.all(np.isfinite(served_ll["log_likelihood"]))
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_mim_and_a_mim_train_a_hierarchical_model_with_a_vampprior(symmetric):
+    """Livne et al.'s image setting in miniature: MIM (symmetric) and A-MIM on the
+    two-level model with a VampPrior on z2; their loss falls in 4 epochs."""
+    encoder = HierarchicalEncoder(2, upper_dim=3, hidden=(16,))
+    prior = HierarchicalPrior(2, top=tfvi.priors.VampPrior(latent_dim=3, num_pseudo_inputs=10),
+                              hidden=(16,))
+    model = tfvi.models.MIM(encoder=encoder, decoder=tfvi.layers.BernoulliDecoder(64, hidden=(32,)),
+                            prior=prior, symmetric=symmetric, input_dim=64, seed=0)
+    x = (tfvi.data.load_digits()["train_probs"][:200] > 0.5).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
+    loss = model.fit(x, batch_size=50, epochs=4, verbose=0).history["loss"]
+    assert np.all(np.isfinite(loss)) and loss[-1] < loss[0] - 1.0
