@@ -78,6 +78,14 @@ class MIM(VAE):
     `decoding_ce` (E[l] over each half, see `tfvi.bounds.mim_cross_entropy`),
     `regularizer` (R_MIM of eq. 10, >= 0) and the VAE diagnostics `elbo`,
     `reconstruction`, `kl` on the encoding samples. `evaluate` reports `loss = mim`.
+
+    `model.beta` (1 by default; the VAE's variable, so `tfvi.schedules.KLWarmup(N,
+    start=0.0)` schedules it) weighs log p(z) wherever it enters the joints, as the
+    authors' code warms up its prior term (`log p(z) = log p(z1) + beta log p(z2)`).
+    On encoding samples with the marginal q(x), log q(z|x) cancels against the Jensen
+    bound and the loss is E_q[-log p(x|z) - beta log p(z)]: with an encoder-sharing
+    VampPrior nothing opposes shrinking every posterior onto one code, so without this
+    warm-up A-MIM collapses (`benchmarks/mim_collapse.py`).
     """
 
     def __init__(self, encoder, decoder, prior=None, symmetric=True, data_prior=None,
@@ -128,8 +136,10 @@ class MIM(VAE):
         if self.data_prior is not None:
             return self.data_prior().log_prob(x)
         t = self.log_weight_terms(x, samples=1, seed=seed)
+        prior_weight = tf.convert_to_tensor(self.beta)
         return bounds.selbo(
-            t["log_likelihood"] + t["log_prior"] - t["log_posterior"], t["log_alpha"])
+            t["log_likelihood"] + prior_weight * t["log_prior"] - t["log_posterior"],
+            t["log_alpha"])
 
     def mim_terms(self, x, seed=None):
         """Log-joints of both model factorisations on encoding and decoding samples.
@@ -150,7 +160,9 @@ class MIM(VAE):
             seed = replica_seed(self.seed_generator.next())
         s_enc, s_z, s_x, s_q = tf.unstack(tfp.random.split_seed(seed, n=4))
         terms = self.log_weight_terms(x, samples=1, seed=s_enc)
-        ll, lp, lq = terms["log_likelihood"], terms["log_prior"], terms["log_posterior"]
+        prior_weight = tf.convert_to_tensor(self.beta)
+        ll, lq = terms["log_likelihood"], terms["log_posterior"]
+        lp = prior_weight * terms["log_prior"]
         log_p_joint = ll + lp
         if self.data_prior is None:
             # Jensen bound with z' = z: log q(z|x) + log q(x) ~ log p(x|z) + log p(z).
@@ -172,7 +184,7 @@ class MIM(VAE):
         log_likelihood = p_x.log_prob(self.decoder.prepare_targets(x_dec))
         out["decoding"] = {
             "log_q_joint": self.encoder(x_dec).log_prob(z) + self._log_data_prior(x_dec, s_q),
-            "log_p_joint": log_likelihood + self.prior().log_prob(z),
+            "log_p_joint": log_likelihood + prior_weight * self.prior().log_prob(z),
             "log_likelihood": log_likelihood,
             "x": x_dec,
             "z": z,
