@@ -198,25 +198,6 @@ def write_plots(model, prepared, f, history, plot_dir):
     return written
 
 
-def _summary_table(metrics, k):
-    rows = []
-    header = f"{'split':<11}{'loss':>10}{'elbo':>10}{'recon':>10}{'kl':>9}" \
-             f"{'NLL(IWAE-' + str(k) + ')':>16}{'active':>8}"
-    rows.append(header)
-    for split in ("train", "validation", "test"):
-        m = metrics.get(split)
-        if not m:
-            continue
-
-        def g(name, fmt="{:10.3f}"):
-            v = m.get(name)
-            return fmt.format(v) if v is not None else f"{'-':>{len(fmt.format(0.0))}}"
-
-        rows.append(f"{split:<11}{g('loss')}{g('elbo')}{g('reconstruction')}"
-                    f"{g('kl', '{:9.3f}')}{g('nll', '{:16.3f}')}{g('active_units', '{:8d}')}")
-    return "\n".join(rows)
-
-
 def _use_worker_workdir(f, strategy):
     """Multi-worker runs: every worker runs the same code (saving uses collectives),
     but only the chief writes `--workdir`; another worker writes a temporary copy
@@ -403,10 +384,15 @@ def train(f):
     metrics["flags"] = tfvi_flags.flag_dict(f, include_run_control=True)
     metrics["plots"] = [os.path.relpath(p, f.workdir) for p in plot_files]
     tfvi_callbacks.write_json_atomic(os.path.join(f.workdir, "metrics.json"), metrics)
+    tfvi_callbacks.write_hparams(os.path.join(f.workdir, "tensorboard"), metrics)
     if f.verbose:
-        print(_summary_table(metrics, f.eval_iwae_samples))
-        print(f"{PROG}: wrote {f.workdir} (metrics.json, checkpoints/, tensorboard/, "
-              f"plots/, export/) in {time.time() - start:.0f} s")
+        from tfvi.launch import report
+
+        print(report.summary_table(metrics, f.eval_iwae_samples, family.summary_metrics))
+        written = ["metrics.json", "checkpoints/", "tensorboard/"]
+        written += ["plots/"] * bool(plot_files) + ["export/"] * bool(
+            f.export and family.exportable)
+        print(report.closing_line(PROG, f.workdir, written, time.time() - start))
     return metrics
 
 
@@ -438,6 +424,7 @@ def setup():
 
 def run():
     setup()
+    tfvi_flags.declare_key_flags()  # --help lists tfvi's flags
     app.run(main, flags_parser=parse_flags)
 
 
