@@ -23,18 +23,24 @@ import tensorflow as tf
 
 __all__ = ["CheckpointManager", "CheckpointCallback", "NaNGuard", "NonFiniteLossError",
            "ImageSummaries", "TensorBoardScalars", "write_hparams", "write_images",
-           "write_json_atomic", "write_scalar"]
+           "write_json_atomic", "write_scalar", "write_text_atomic"]
 
 _CKPT = re.compile(r"^epoch-(\d+)$")
 
 
 def write_json_atomic(path, obj):
     """Writes JSON to `path` via a temporary file and `os.replace`."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
+
+def write_text_atomic(path, text):
+    """Writes `text` to `path` via a temporary file in the same directory and
+    `os.replace`: a reader sees the old file or the complete new one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
     with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
