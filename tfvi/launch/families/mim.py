@@ -49,8 +49,17 @@ def evaluate_mim(model, prepared, flags):
     """Representation metrics per split (`tfvi.launch.report.evaluate_representation`,
     shared by every latent-variable family; `--mim_ksg_points`, when given, overrides
     `--ksg_points`)."""
-    points = flags.mim_ksg_points if flags["mim_ksg_points"].present else None
-    return evaluate_representation(model, prepared, flags, ksg_points=points)
+    return evaluate_representation(model, prepared, flags, ksg_points=ksg_points(flags))
+
+
+def ksg_points(flags):
+    """KSG pairs: `--mim_ksg_points` when given (or in a namespace of stored flags,
+    which hold no run-control `--ksg_points`), else `--ksg_points`."""
+    try:
+        explicit = flags["mim_ksg_points"].present
+    except (TypeError, KeyError):
+        explicit = True
+    return flags.mim_ksg_points if explicit else flags.ksg_points
 
 
 def mim_estimators(flags, model):
@@ -58,7 +67,7 @@ def mim_estimators(flags, model):
     not a bound with `--samples` importance samples and `--beta`: those flags are
     not used, so the generic "samples_per_component"/"beta" fields are dropped."""
     symmetric = bool(model.symmetric)
-    points = flags.mim_ksg_points if flags["mim_ksg_points"].present else flags.ksg_points
+    points = ksg_points(flags)
     return {
         "bounds": {
             "objective": "mim" if symmetric else "amim",
