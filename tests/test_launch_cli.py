@@ -5,7 +5,6 @@ with the event reader, and one comparison table across workdirs."""
 
 import csv
 import glob
-import json
 import os
 import subprocess
 import sys

@@ -91,17 +91,21 @@ def cluster_scores(z, labels, num_clusters=None, seed=0):
 
 
 def latent_codes(model, x, batch_size=1000, sample=False, seed=0):
-    """Codes of `x` under a tfvi model's encoder: the posterior mean (default) or one
-    sample z ~ q(z|x) (what KSG MI is computed on), as a numpy `[n, latent_dim]`."""
+    """Codes of `x` under a tfvi model's encoder: the posterior mean (default; a flow
+    posterior, which has no analytic mean, gives its `point_estimate` as the model's
+    `call` does) or one sample z ~ q(z|x) (what KSG MI is computed on), as a numpy
+    `[n, latent_dim]`."""
     import tensorflow as tf
 
     out = []
     for start in range(0, len(x), batch_size):
-        q = model.encoder(tf.convert_to_tensor(x[start:start + batch_size], tf.float32))
+        xb = tf.convert_to_tensor(x[start:start + batch_size], tf.float32)
         if sample:
-            z = q.sample(seed=tf.constant([seed, start], tf.int32))
+            z = model.encoder(xb).sample(seed=tf.constant([seed, start], tf.int32))
+        elif hasattr(model.encoder, "point_estimate"):
+            z = model.encoder.point_estimate(xb)
         else:
-            z = q.mean()
+            z = model.encoder(xb).mean()
         out.append(np.asarray(z))
     return np.concatenate(out, axis=0)
 
