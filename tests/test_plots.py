@@ -105,7 +105,12 @@ def test_reconstructions_and_component_modes_share_one_grey_convention(data):
     model = _vae(latent_dim=2, components=3)
     fig = plots.reconstruction_grid_figure(model, x, x, (4, 4, 1), n=8)
     grid_image = fig.axes[0].get_images()[0]
-    modes_fig = modes.plot_component_modes(model, x[:2], (4, 4), targets=x[:2])
+    title = f"{RUN}: decoded component modes (Morningstar et al., ADVI with mixtures, C.3)"
+    modes_fig = modes.plot_component_modes(model, x[:2], (4, 4), targets=x[:2], title=title)
+    # The title names the run and is wrapped to the (narrow) figure, not cropped.
+    lines = modes_fig._suptitle.get_text().split("\n")
+    assert " ".join(lines) == title and len(lines) > 1
+    assert max(map(len, lines)) <= 11 * modes_fig.get_figwidth()
     mode_images = [im for ax in modes_fig.axes for im in ax.get_images()]
     assert len(mode_images) == 2 * 4
     for image in [grid_image] + mode_images:

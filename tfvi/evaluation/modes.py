@@ -64,9 +64,12 @@ def plot_component_modes(model, x, image_shape, targets=None, path=None, kind="m
             ax.set_title(f"a={out['alpha'][i, j]:.2f}", fontsize=7)
     for ax in axes.ravel():
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if title:  # wrapped to the figure's width (a few components make it narrow)
+        import textwrap
+
+        width = max(16, int(11 * fig.get_figwidth()))
+        fig.suptitle(textwrap.fill(title, width), fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
     return fig
