@@ -75,18 +75,18 @@ def plot_vib(model, prepared, flags, plot_dir):
     """The test split's reliability diagram (seed 000 B.1 bins): plots/reliability.png."""
     import os
 
-    import matplotlib.pyplot as plt
-
+    from tfvi import plots
     from tfvi.evaluation import calibration
 
     x, y, _ = prepared.eval_splits["test"]
     probs, labels = _predictive(model, x, y, flags)
     path = os.path.join(plot_dir, "reliability.png")
     fig = calibration.plot_reliability_diagram(
-        probs, labels, path=path,
-        title=f"VIB {flags.objective} K={flags.components} T={flags.samples} (test)")
-    plt.close(fig)
-    return [path]
+        probs, labels,
+        title=f"{plots.run_name(flags)}:\nreliability, test split (K={flags.components}, "
+              f"T={flags.samples}; Morningstar et al. B.1 bins)")
+    fig.axes[0].title.set_fontsize(8)
+    return [plots.save_figure(fig, path)]
 
 
 register_model(ModelFamily(
