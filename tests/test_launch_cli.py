@@ -261,3 +261,19 @@ def test_compare_errors_are_one_line(runs, tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(compare.CompareError, match="no 'validation' split"):
         compare.compare([runs["vae0"]["workdir"]], split="validation")
+
+
+def test_docs_cli_training_lines_are_valid_commands():
+    """docs/cli.md's tfvi-train lines parse and validate with their family's defaults
+    (the docs test runs them; this cheap check catches a renamed flag at once)."""
+    import pathlib
+    import shlex
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("tfvi-train ")]
+    assert len(lines) >= 5
+    for line in lines:
+        f = defaults_of(*shlex.split(line)[1:])
+        assert f.workdir.startswith("/tmp/cli-")
+    compare_lines = [line for line in text.splitlines() if line.startswith("tfvi-compare ")]
+    assert compare_lines and all("--path=" in line for line in compare_lines)
