@@ -31,6 +31,7 @@ setuptools.setup(
         "console_scripts": [
             "tfvi-train=tfvi.launch.train:run",
             "tfvi-eval=tfvi.launch.evaluate:run",
+            "tfvi-compare=tfvi.launch.compare:run",
         ]
     },
 )

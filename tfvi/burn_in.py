@@ -79,9 +79,12 @@ def burn_in(model, data, y=None, epochs=1, batch_size=100, learning_rate=1e-3,
         optimizer.apply(tape.gradient(loss, variables), variables)
         return loss
 
+    steps = int(dataset.cardinality())
+    steps = steps if steps >= 0 else None  # unknown/infinite: the bar counts up
     history = []
     for epoch in range(epochs):
-        bar = keras.utils.Progbar(None, stateful_metrics=["burn_in_loss"]) if verbose else None
+        bar = (keras.utils.Progbar(steps, stateful_metrics=["burn_in_loss"])
+               if verbose else None)
         total, count = 0.0, 0
         for b, batch in enumerate(dataset):
             x, t = unpack_batch(batch)
@@ -91,6 +94,8 @@ def burn_in(model, data, y=None, epochs=1, batch_size=100, learning_rate=1e-3,
             if bar is not None:
                 bar.add(1, values=[("burn_in_loss", loss)])
         history.append(total / max(count, 1))
+        if bar is not None and steps is None:
+            bar.update(count, finalize=True)  # ends the bar's line
         if verbose:
             print(f"burn-in epoch {epoch + 1}/{epochs}: loss {history[-1]:.4f}")
     return history

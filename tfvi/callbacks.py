@@ -22,19 +22,25 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["CheckpointManager", "CheckpointCallback", "NaNGuard", "NonFiniteLossError",
-           "ImageSummaries", "TensorBoardScalars", "write_images", "write_json_atomic",
-           "write_scalar"]
+           "ImageSummaries", "TensorBoardScalars", "write_hparams", "write_images",
+           "write_json_atomic", "write_scalar", "write_text_atomic"]
 
 _CKPT = re.compile(r"^epoch-(\d+)$")
 
 
 def write_json_atomic(path, obj):
     """Writes JSON to `path` via a temporary file and `os.replace`."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
+
+def write_text_atomic(path, text):
+    """Writes `text` to `path` via a temporary file in the same directory and
+    `os.replace`: a reader sees the old file or the complete new one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
     with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -217,8 +223,16 @@ def write_images(name, images, step, max_outputs=16):
     tf.summary.write(name, tensor, step=step, metadata=_metadata("images"))
 
 
+def current_learning_rate(optimizer):
+    """The optimizer's learning rate at its current step (a schedule evaluated at
+    `optimizer.iterations`), as a float."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
 class TensorBoardScalars(keras.callbacks.Callback):
-    """Per-epoch scalars in `log_dir/train` and `log_dir/validation` (`val_*` logs)."""
+    """Per-epoch scalars in `log_dir/train` and `log_dir/validation` (`val_*` logs),
+    and the learning rate in effect at the end of the epoch (`epoch_learning_rate`,
+    train run; a schedule is evaluated at the optimizer's step)."""
 
     def __init__(self, log_dir):
         super().__init__()
@@ -230,6 +244,11 @@ class TensorBoardScalars(keras.callbacks.Callback):
             split = "validation" if name.startswith("val_") else "train"
             with self.writers[split].as_default():
                 write_scalar(f"epoch_{name[4:] if split == 'validation' else name}", value,
+                             epoch + 1)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and "learning_rate" not in (logs or {}):
+            with self.writers["train"].as_default():
+                write_scalar("epoch_learning_rate", current_learning_rate(optimizer),
                              epoch + 1)
         for writer in self.writers.values():
             writer.flush()
@@ -263,3 +282,56 @@ class ImageSummaries(keras.callbacks.Callback):
             write_images("samples", self._to_images(samples), epoch + 1)
             write_images("reconstructions", self._to_images(pairs), epoch + 1)
         self.writer.flush()
+
+
+# metrics.json figures logged as the HParams dashboard's metrics (tag "hparams/<split>_<key>").
+HPARAMS_METRICS = ("nll", "elbo", "loss", "accuracy", "ece", "ksg_mutual_information",
+                   "knn5_accuracy", "reconstruction_rmse", "active_units")
+
+
+def _hparam_value(value):
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def write_hparams(log_dir, metrics, flags=None, run_name=None):
+    """Logs a run for TensorBoard's HParams dashboard into `log_dir`: the hyper-
+    parameters (the run's flags, `metrics["flags"]` unless given) and, as its metrics,
+    the final figures of `metrics` (`{split: {name: value}}`, e.g. metrics.json) as
+    scalars `hparams/<split>_<name>`. Needs the `tensorboard` package (its HParams
+    plugin); without it, returns None after one line on stderr.
+
+    Point `tensorboard --logdir` at a directory holding several workdirs to compare
+    their runs in the HParams tab. Returns the list of metric tags written.
+    """
+    try:
+        from tensorboard.plugins.hparams import api as hp
+    except ImportError:  # pragma: no cover - tensorboard is a dependency
+        import sys
+
+        print("tfvi: tensorboard is not installed; HParams not logged "
+              "(pip install tensorboard).", file=sys.stderr)
+        return None
+    flags = dict(metrics.get("flags", {}) if flags is None else flags)
+    hparams = {name: _hparam_value(value) for name, value in sorted(flags.items())
+               if value is not None}
+    values = {}
+    for split in ("train", "validation", "test"):
+        for name in HPARAMS_METRICS:
+            value = (metrics.get(split) or {}).get(name)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                values[f"hparams/{split}_{name}"] = float(value)
+    step = int(metrics.get("epochs_trained", 0))
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        hp.hparams_config(hparams=[hp.HParam(name) for name in hparams],
+                          metrics=[hp.Metric(tag) for tag in values])
+        hp.hparams(hparams, trial_id=run_name or flags.get("workdir"))
+        for tag, value in values.items():
+            write_scalar(tag, value, step)
+    writer.flush()
+    writer.close()
+    return sorted(values)

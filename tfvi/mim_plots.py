@@ -1,4 +1,6 @@
-"""MIM/VAE pictures for 2-D data and 2-D latents, like seed 003 Fig. 1 and Fig. 2.
+"""MIM/VAE pictures for 2-D data and 2-D latents, like Fig. 1 and Fig. 2 of Livne,
+Swersky & Fleet, "MIM: Mutual Information Machine". `figure1`/`figure2` save a PNG;
+`figure1_figure`/`figure2_figure` return the Figure.
 
 * `data_panel`: level sets of the data density P(x) with reconstructed test points
   (x -> z ~ q(z|x) -> mean of p(x|z));
@@ -9,18 +11,16 @@
 * `figure2`: metrics versus hidden units, mean +/- std over seeds, one line per model.
 """
 
-import matplotlib
+import numpy as np
+import tensorflow as tf
+from matplotlib.patches import Circle, Ellipse
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from matplotlib.patches import Circle, Ellipse  # noqa: E402
-
-from tfvi.data.synthetic import GMM2D_CENTERS, GMM2D_STD  # noqa: E402
+from tfvi.data.synthetic import GMM2D_CENTERS, GMM2D_STD
+from tfvi.evaluation.representation import reconstructions
+from tfvi.plots import pyplot, save_figure, titled
 
 __all__ = ["gmm2d_log_density", "reconstruct", "posterior_moments", "data_panel",
-           "latent_panel", "figure1", "figure2"]
+           "latent_panel", "figure1", "figure1_figure", "figure2", "figure2_figure"]
 
 
 def gmm2d_log_density(x, centers=GMM2D_CENTERS, std=GMM2D_STD):
@@ -34,10 +34,9 @@ def gmm2d_log_density(x, centers=GMM2D_CENTERS, std=GMM2D_STD):
 
 
 def reconstruct(model, x, seed=0):
-    """Mean of p(x|z) at one sample z ~ q(z|x), `[n, D]` (what Fig. 1 shows)."""
-    q = model.encoder(tf.convert_to_tensor(x, tf.float32))
-    z = q.sample(seed=tf.constant([seed, 3], tf.int32))
-    return np.asarray(model.decoder(z).mean())
+    """Mean of p(x|z) at one sample z ~ q(z|x), `[n, D]` (what Fig. 1 shows); the
+    metric lives in `tfvi.evaluation.reconstructions`, this name is kept for callers."""
+    return reconstructions(model, x, seed)
 
 
 def posterior_moments(model, x):
@@ -76,31 +75,48 @@ def latent_panel(ax, model, x_test, extent=3.2, max_ellipses=300):
     ax.set_aspect("equal")
 
 
-def figure1(models, x_test, path, seed=0, centers=GMM2D_CENTERS, std=GMM2D_STD,
-            extent=3.2):
+def figure1_figure(models, x_test, seed=0, centers=GMM2D_CENTERS, std=GMM2D_STD,
+                   extent=3.2, run=None):
     """`models`: an ordered dict title -> trained model (2-D data, 2-D latents).
     Top row: P(x) contours (the mixture `centers`, `std`) and reconstructions in
-    [-extent, extent]^2; bottom row: q(z|x) ellipses."""
+    [-extent, extent]^2; bottom row: q(z|x) ellipses. Returns the Figure."""
     n = len(models)
-    fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5), squeeze=False)
+    plt = pyplot()
+    fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 5.4), squeeze=False)
     for j, (title, model) in enumerate(models.items()):
         data_panel(axes[0, j], model, x_test, extent=extent, title=title, seed=seed,
                    centers=centers, std=std)
         latent_panel(axes[1, j], model, x_test)
-    axes[0, 0].set_ylabel("x: P(x), reconstructions")
-    axes[1, 0].set_ylabel("z: q(z|x) 1-sd, P(z) dashed")
+        axes[0, j].set_xlabel("x1")
+        axes[1, j].set_xlabel("z1")
+    axes[0, 0].set_ylabel("x2 (P(x) contours, reconstructions)")
+    axes[1, 0].set_ylabel("z2 (q(z|x) 1-sd; P(z) dashed)")
+    fig.suptitle(titled("data and latent space, as in Livne et al., MIM, Fig. 1", run),
+                 fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def figure2(rows, path, metrics=("mi", "nll", "rmse", "knn5")):
+def figure1(models, x_test, path, seed=0, centers=GMM2D_CENTERS, std=GMM2D_STD,
+            extent=3.2, run=None):
+    """`figure1_figure` saved to `path`; returns `path`."""
+    return save_figure(figure1_figure(models, x_test, seed, centers, std, extent, run), path)
+
+
+# figure2's metrics: (panel title, y label with units).
+FIGURE2_LABELS = {"mi": ("mutual information I(x; z), KSG", "nats"),
+                  "nll": ("NLL, IWAE", "nats"),
+                  "rmse": ("reconstruction RMSE", "data units"),
+                  "knn5": ("5-NN accuracy, z ~ q(z|x)", "fraction correct"),
+                  "knn5_mean": ("5-NN accuracy, E[z|x]", "fraction correct")}
+
+
+def figure2_figure(rows, metrics=("mi", "nll", "rmse", "knn5"), run=None):
     """`rows`: dicts with `model`, `hidden`, `seed` and the metric keys.
-    One panel per metric: mean +/- std over seeds versus hidden units."""
-    labels = {"mi": "MI (KSG, nats)", "nll": "NLL (nats)", "rmse": "reconstruction RMSE",
-              "knn5": "5-NN accuracy (z ~ q(z|x))", "knn5_mean": "5-NN accuracy (E[z|x])"}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8))
+    One panel per metric: mean +/- std over seeds versus hidden units (Livne et al.,
+    MIM, Fig. 2). Returns the Figure."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         for name, color in (("mim", "tab:blue"), ("amim", "tab:green"), ("vae", "tab:red")):
             sel = [r for r in rows if r["model"] == name]
@@ -112,9 +128,16 @@ def figure2(rows, path, metrics=("mi", "nll", "rmse", "knn5")):
                         label=name.upper(), color=color, marker="o", capsize=3)
         ax.set_xscale("log")
         ax.set_xlabel("hidden units")
-        ax.set_title(labels.get(metric, metric), fontsize=9)
+        title, unit = FIGURE2_LABELS.get(metric, (metric, ""))
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
     np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.suptitle(titled("representation vs. width, as in Livne et al., MIM, Fig. 2", run),
+                 fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def figure2(rows, path, metrics=("mi", "nll", "rmse", "knn5"), run=None):
+    """`figure2_figure` saved to `path`; returns `path`."""
+    return save_figure(figure2_figure(rows, metrics, run), path)

@@ -25,10 +25,12 @@ from tfvi.evaluation.representation import (
     knn_accuracy,
     latent_codes,
     reconstruction_rmse,
+    reconstructions,
+    representation_metrics,
 )
 
 __all__ += ["ksg_mutual_information", "encoder_mutual_information", "knn_accuracy", "reconstruction_rmse",
-            "cluster_scores", "latent_codes"]
+            "cluster_scores", "latent_codes", "reconstructions", "representation_metrics"]
 from tfvi.evaluation.ais import AIS_PRESETS, ais_log_likelihood, bdmc
 
 __all__ += ["AIS_PRESETS", "ais_log_likelihood", "bdmc"]

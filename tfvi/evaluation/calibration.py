@@ -136,10 +136,9 @@ def plot_reliability_diagram(probs, labels, bins=10, rank_by="true_class", path=
 
     Returns the matplotlib figure (saved to `path` if given).
     """
-    import matplotlib
+    from tfvi.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     conf, acc, _ = calibration_bins(probs, labels, bins, rank_by)
     ece = float(np.mean(np.abs(conf - acc)))

@@ -110,10 +110,9 @@ def plot_posterior_std_histogram(stds, path, bins=50, title=None):
       stds: dict name -> array of standard deviations (any shape; flattened).
       path: output image path (`.png`).
     """
-    import matplotlib
+    from tfvi.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     values = {k: np.log10(np.clip(np.ravel(v), 1e-8, None)) for k, v in stds.items()}

@@ -41,12 +41,12 @@ def plot_component_modes(model, x, image_shape, targets=None, path=None, kind="m
                          max_rows=8, title=None, targets_title="target"):
     """One row per example: the target image (if given, headed `targets_title`; C.7
     shows the input there), then the decoded mode (`kind="mode"`) or mean (C.7's
-    "decoder means") of each component titled with its weight alpha_k (C.3/C.7).
+    "decoder means") of each component titled with its weight alpha_k (C.3/C.7),
+    in `tfvi.plots`' grey convention (ink dark on light, fixed [0, 1] range).
     Returns the figure."""
-    import matplotlib
+    from tfvi.plots import pyplot, show_image
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     x = np.asarray(x)[:max_rows]
     out = component_modes(model, x, kind)
@@ -56,18 +56,20 @@ def plot_component_modes(model, x, image_shape, targets=None, path=None, kind="m
                              squeeze=False)
     for i in range(n):
         if targets is not None:
-            axes[i, 0].imshow(np.asarray(targets)[i].reshape(image_shape), cmap="gray_r")
+            show_image(axes[i, 0], np.asarray(targets)[i], image_shape)
             axes[i, 0].set_title(targets_title if i == 0 else "", fontsize=7)
         for j in range(k):
             ax = axes[i, j + extra]
-            ax.imshow(out["decoded"][i, j].reshape(image_shape), cmap="gray_r",
-                      vmin=0, vmax=1)
+            show_image(ax, out["decoded"][i, j], image_shape)
             ax.set_title(f"a={out['alpha'][i, j]:.2f}", fontsize=7)
     for ax in axes.ravel():
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if title:  # wrapped to the figure's width (a few components make it narrow)
+        import textwrap
+
+        width = max(16, int(11 * fig.get_figwidth()))
+        fig.suptitle(textwrap.fill(title, width), fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
     return fig

@@ -8,7 +8,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.neighbors import KNeighborsClassifier
 
-__all__ = ["knn_accuracy", "reconstruction_rmse", "cluster_scores", "latent_codes"]
+__all__ = ["knn_accuracy", "reconstruction_rmse", "cluster_scores", "latent_codes",
+           "reconstructions", "representation_metrics"]
 
 
 def _check_pairs(name_z, z, name_y, y):
@@ -90,16 +91,79 @@ def cluster_scores(z, labels, num_clusters=None, seed=0):
 
 
 def latent_codes(model, x, batch_size=1000, sample=False, seed=0):
-    """Codes of `x` under a tfvi model's encoder: the posterior mean (default) or one
-    sample z ~ q(z|x) (what KSG MI is computed on), as a numpy `[n, latent_dim]`."""
+    """Codes of `x` under a tfvi model's encoder: the posterior mean (default; a flow
+    posterior, which has no analytic mean, gives its `point_estimate` as the model's
+    `call` does) or one sample z ~ q(z|x) (what KSG MI is computed on), as a numpy
+    `[n, latent_dim]`."""
+    import tensorflow as tf
+
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = tf.convert_to_tensor(x[start:start + batch_size], tf.float32)
+        if sample:
+            z = model.encoder(xb).sample(seed=tf.constant([seed, start], tf.int32))
+        elif hasattr(model.encoder, "point_estimate"):
+            z = model.encoder.point_estimate(xb)
+        else:
+            z = model.encoder(xb).mean()
+        out.append(np.asarray(z))
+    return np.concatenate(out, axis=0)
+
+
+def reconstructions(model, x, seed=0, batch_size=1000):
+    """Mean of p(x|z) at one sample z ~ q(z|x), `[n, D]` (Livne et al., MIM, Fig. 1's
+    reconstructions), or None when the decoder's distribution has no closed-form
+    mean (e.g. a known likelihood)."""
     import tensorflow as tf
 
     out = []
     for start in range(0, len(x), batch_size):
         q = model.encoder(tf.convert_to_tensor(x[start:start + batch_size], tf.float32))
-        if sample:
-            z = q.sample(seed=tf.constant([seed, start], tf.int32))
-        else:
-            z = q.mean()
-        out.append(np.asarray(z))
+        z = q.sample(seed=tf.constant([seed, 3 + start], tf.int32))
+        try:
+            out.append(np.asarray(model.decoder(z).mean()))
+        except (NotImplementedError, AttributeError):
+            return None
     return np.concatenate(out, axis=0)
+
+
+def representation_metrics(model, x, targets=None, labels=None, train_codes=None,
+                           train_labels=None, ksg_points=3000, knn_k=(1, 3, 5, 10),
+                           seed=0):
+    """The representation figures of Livne et al. (MIM, sections 5.1 and 5.3) for any
+    model with an encoder q(z|x) (and a decoder for the RMSE), so runs of different
+    families compare on the same columns.
+
+    Args:
+      model: a tfvi model with `encoder` (and `decoder`).
+      x: `[n, D]` inputs of the split.
+      targets: `[n, D']` reconstruction targets (default `x`); pass `False` to skip
+        the RMSE (e.g. a classifier's decoder predicts labels).
+      labels: optional `[n]` class labels: k-NN accuracy on posterior means (fitted
+        on `train_codes` / `train_labels`) and k-means purity / NMI.
+      ksg_points: at most this many (x, z ~ q(z|x)) pairs for the KSG estimate.
+
+    Returns:
+      `{"ksg_mutual_information", "reconstruction_rmse", "knn{k}_accuracy",
+      "kmeans_purity", "kmeans_nmi"}` (entries that do not apply are left out).
+    """
+    from tfvi.evaluation.mutual_information import ksg_mutual_information
+
+    out = {"ksg_mutual_information": ksg_mutual_information(
+        x, latent_codes(model, x, sample=True, seed=seed), k=5, max_points=ksg_points,
+        seed=seed)}
+    if targets is not False and hasattr(model, "decoder"):
+        rec = reconstructions(model, x, seed)
+        if rec is not None:
+            out["reconstruction_rmse"] = reconstruction_rmse(
+                x if targets is None else targets, rec)
+    if labels is not None and train_codes is not None and train_labels is not None:
+        codes = latent_codes(model, x)
+        labels = np.asarray(labels)
+        ks = [k for k in knn_k if k <= len(train_codes)]
+        for k, acc in knn_accuracy(train_codes, train_labels, codes, labels, k=ks).items():
+            out[f"knn{k}_accuracy"] = acc
+        if len(np.unique(labels)) <= len(codes):
+            scores = cluster_scores(codes, labels, seed=seed)
+            out["kmeans_purity"], out["kmeans_nmi"] = scores["purity"], scores["nmi"]
+    return out

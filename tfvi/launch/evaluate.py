@@ -83,11 +83,29 @@ def _binarization_note(binarization):
     return binarization
 
 
+# tfvi-eval's own flags with their evaluation defaults and help (shown by --help).
+EVAL_FLAGS = {}
+
+
 def _define(kind, name, default, help_text):
     # tfvi-train defines some of the same names (--dataset, --batch_size, ...); when
     # both launchers live in one process (tests), the existing flag is shared.
+    EVAL_FLAGS[name] = (default, help_text)
     if name not in FLAGS:
         getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
+
+
+def use_eval_defaults(flag_values=FLAGS):
+    """In the `tfvi-eval` process: every shared flag shows and takes evaluation's
+    default and help (--ais_temperatures 0, --ais_leapfrog_steps 10, not the AIWAE
+    family's training values 5, 5), and `--help` lists these flags."""
+    from tfvi.launch.flags import declare_key_flags
+
+    for name, (default, help_text) in EVAL_FLAGS.items():
+        if flag_values[name].default != default:
+            flag_values.set_default(name, default)
+        flag_values[name].help = help_text
+    declare_key_flags(sorted(EVAL_FLAGS), flag_values)
 
 
 def define_flags():
@@ -377,6 +395,7 @@ def run():
 
     families.import_all()  # families may register metrics (e.g. AIS)
     define_flags()
+    use_eval_defaults()
     app.run(main, flags_parser=parse_flags)
 
 

@@ -5,7 +5,16 @@ Flags whose accepted values come from a registry (`--model`, `--posterior`,
 registry after parsing, so families registered by modules in `tfvi.launch.families`
 add values without touching this file. `validate(FLAGS)` raises `FlagError` with one
 line naming the flag and the accepted values.
+
+Where a flag's value comes from, strongest first: the command line (or a
+`--flagfile`), the `--preset`, the model family's own default (`ModelFamily.defaults`:
+`--model=mim` brings `--objective=mim`, `--model=vib` `--target=label --beta=0.05`),
+the flag's generic default. `--helpfull` shows the per-family defaults in each flag's
+help, and `--help` lists tfvi's own flags (`declare_key_flags`).
 """
+
+import sys
+
 
 from absl import flags
 
@@ -13,6 +22,7 @@ from tfvi.data.datasets import DATASETS, TARGETS, VIEWS
 from tfvi.launch import presets
 from tfvi.launch.registry import (
     LIKELIHOODS,
+    family_defaults,
     LR_SCHEDULES,
     MODELS,
     POSTERIORS,
@@ -25,7 +35,7 @@ FLAGS = flags.FLAGS
 # Flags that control how a run is executed or reported, not what it computes: a
 # workdir may be resumed with different values of these.
 RUN_CONTROL_FLAGS = ("workdir", "overwrite", "verbose", "flagfile", "export", "plots",
-                     "eval_iwae_samples", "eval_max_examples", "checkpoint_keep",
+                     "eval_iwae_samples", "ksg_points", "eval_max_examples", "checkpoint_keep",
                      "jit_compile", "data_dir", "strategy", "worker_timeout_seconds")
 
 
@@ -43,7 +53,10 @@ def define_flags():
     _DEFINED.append(True)
     # What to train.
     flags.DEFINE_string("model", "vae", "Model family: one of the registered families "
-                        "(tfvi.launch.registry.MODELS; built in: vae).")
+                        "(tfvi.launch.registry.MODELS: "
+                        + ", ".join(sorted(MODELS) or ["vae"]) + "); each brings its "
+                        "own defaults for the flags you do not set (see 'default per "
+                        "family' below).")
     flags.DEFINE_string("objective", "siwae", "Training bound: elbo, iwae, selbo, siwae "
                         "(mixture posteriors with K > 1 need selbo or siwae).")
     flags.DEFINE_string("posterior", "mixture", "Posterior family q(z|x): gaussian, mixture "
@@ -105,12 +118,47 @@ def define_flags():
     flags.DEFINE_integer("eval_iwae_samples", 1000, "k of the final IWAE-k NLL estimate.")
     flags.DEFINE_integer("eval_max_examples", 1000, "Examples per split for the final "
                          "evaluation (the first ones; 0: all).")
+    flags.DEFINE_integer("ksg_points", 3000, "At most this many (x, z ~ q(z|x)) pairs per "
+                         "split for the KSG mutual information every latent-variable "
+                         "family reports (with k-NN accuracy and reconstruction RMSE).")
     flags.DEFINE_integer("checkpoint_keep", 2, "Checkpoints kept in checkpoints/.")
     flags.DEFINE_boolean("export", True, "Write the SavedModel to workdir/export.")
     flags.DEFINE_boolean("plots", True, "Write plots/*.png.")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: Keras progress bar, 2: one line per epoch.")
     flags.DEFINE_string("preset", None, "Named preset of flag values (explicit flags win): "
                         + ", ".join(sorted(presets.PRESETS)) + ".")
+    annotate_family_defaults()
+
+
+def annotate_family_defaults(flag_values=FLAGS):
+    """Appends "default per family: ..." to the help of every flag that some
+    registered model family sets (so `--helpfull` shows it)."""
+    from tfvi.launch.registry import MODELS
+
+    names = {name for family in MODELS.values() for name in family.defaults}
+    for name in sorted(names):
+        if name not in flag_values or "default per family" in flag_values[name].help:
+            continue
+        flag = flag_values[name]
+        per_family = family_defaults(name)
+        shown = []
+        for model in sorted(MODELS):
+            value = per_family.get(model, flag.default)
+            shown.append(f"{model}={','.join(value) if isinstance(value, list) else value}")
+        flag.help += f" (default per family: {', '.join(shown)}; an explicit flag wins)"
+
+
+def declare_key_flags(names=None, flag_values=FLAGS):
+    """Makes tfvi's flags (or `names`) key flags of the main program, so `--help`
+    lists them (absl shows the key flags of `sys.argv[0]`'s module; a console-script
+    entry point has no flags of its own, hence the explicit registration)."""
+    if names is None:
+        names = [name for name in flag_values
+                 if (flag_values.find_module_defining_flag(name, None) or "").startswith(
+                     "tfvi")]
+    main_module = sys.argv[0]
+    for name in names:
+        flag_values.register_key_flag_for_module(main_module, flag_values[name])
 
 
 def _choice(name, value, accepted):
@@ -125,13 +173,33 @@ def _at_least(name, value, low):
 
 
 def apply_preset(flag_values):
-    """Sets the preset's values on every flag not given explicitly."""
-    if not flag_values.preset:
-        return
-    _choice("preset", flag_values.preset, presets.PRESETS)
-    for name, value in presets.PRESETS[flag_values.preset].items():
-        if not flag_values[name].present:
-            setattr(flag_values, name, value)
+    """Sets the preset's values, then the model family's defaults, on the flags not
+    given explicitly; returns `{flag: "preset" | "family"}` for the flags it set.
+
+    A preset value wins over the family default unless the preset was written for
+    another family (`--preset=digits_siwae --model=mim` trains MIM with its own
+    `--objective=mim`, not the preset's siwae)."""
+    source = {}
+    preset = {}
+    if flag_values.preset:
+        _choice("preset", flag_values.preset, presets.PRESETS)
+        preset = presets.PRESETS[flag_values.preset]
+        for name, value in preset.items():
+            if not flag_values[name].present:
+                setattr(flag_values, name, value)
+                source[name] = "preset"
+    from tfvi.launch.registry import MODELS
+
+    family = MODELS.get(flag_values.model)
+    if family is None:  # validate() names the bad --model
+        return source
+    preset_is_for_family = preset.get("model", flag_values.model) == flag_values.model
+    for name, value in family.defaults.items():
+        if flag_values[name].present or (name in source and preset_is_for_family):
+            continue
+        setattr(flag_values, name, value)
+        source[name] = "family"
+    return source
 
 
 def validate(f):
@@ -150,7 +218,7 @@ def validate(f):
     _choice("strategy", f.strategy, STRATEGIES)
     _choice("jit_compile", f.jit_compile, ("auto", "true", "false"))
     for name in ("components", "samples", "latent_dim", "batch_size", "epochs",
-                 "eval_iwae_samples", "prior_components", "lr_decay_steps",
+                 "eval_iwae_samples", "prior_components", "lr_decay_steps", "ksg_points",
                  "checkpoint_keep"):
         _at_least(name, getattr(f, name), 1)
     for name in ("eval_max_examples", "early_stopping_patience"):

@@ -24,6 +24,7 @@ __all__ = [
     "POSTERIORS",
     "PRIORS",
     "STRATEGIES",
+    "family_defaults",
     "register_likelihood",
     "register_model",
     "register_posterior",
@@ -65,6 +66,14 @@ class ModelFamily:
         whose loss is not a bound with `--samples` and `--beta`).
       plots: optional `fn(model, prepared, flags, plot_dir) -> [paths]` of extra
         plots written with `--plots` (e.g. the VIB's reliability diagram).
+      defaults: `{flag name: value}` the family brings (e.g. `--model=mim` its
+        `objective="mim"`, `--model=vib` its `target="label"` and `beta=0.05`).
+        They replace the generic flag defaults only where the user did not set the
+        flag (absl `FLAGS[name].present`) and no preset written for this family did;
+        the result is validated like any flag value (`tfvi.launch.flags`).
+      summary_metrics: metrics.json keys of the family's own figures, shown as extra
+        columns of the final table (e.g. the VIB's "accuracy", "ece"; names known
+        to `tfvi.launch.report.COLUMNS` get short headers).
     """
 
     name: str
@@ -77,6 +86,15 @@ class ModelFamily:
     exportable: bool = True
     estimators: Optional[Callable] = None
     plots: Optional[Callable] = None
+    defaults: dict = dataclasses.field(default_factory=dict)
+    summary_metrics: tuple = ()
+
+
+def family_defaults(name):
+    """`{model family: value}` of the families that set their own default for flag
+    `name` (`ModelFamily.defaults`)."""
+    return {family.name: family.defaults[name] for family in MODELS.values()
+            if name in family.defaults}
 
 
 def _register(table, name):

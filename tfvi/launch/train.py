@@ -138,7 +138,7 @@ def evaluate_splits(model, prepared, f):
     return results
 
 
-def _component_modes_plot(model, prepared, x, target, plot_dir):
+def _component_modes_plot(model, prepared, x, target, plot_dir, run=None):
     """Seed 000's C.3 / C.7 template figure: the decoded mode (C.3) or mean (C.7, the
     style view) of each mixture component, next to the input image when the encoder
     sees a whole image, else next to the target."""
@@ -157,7 +157,8 @@ def _component_modes_plot(model, prepared, x, target, plot_dir):
     fig = modes.plot_component_modes(
         model, x[rows], shape, targets=(x if shows_input else target)[rows], path=path,
         kind=kind, targets_title="input" if shows_input else "target",
-        title=f"decoded component {kind}s (seed 000 C.3/C.7)")
+        title=f"{run + ': ' if run else ''}decoded component {kind}s (Morningstar et al., "
+              "ADVI with mixtures, C.3/C.7)")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -170,51 +171,40 @@ def write_plots(model, prepared, f, history, plot_dir):
     from tfvi import plots
 
     written = []
+    run = plots.run_name(f)
     bundle = prepared.bundle
     x, y, labels = prepared.eval_splits["test"]
     target = x if y is None else y
     image_target = bundle.image_shape is not None and prepared.target != "label"
     if image_target and hasattr(model, "prior"):
         written.append(plots.sample_grid(model, bundle.image_shape,
-                                         os.path.join(plot_dir, "samples.png"), seed=f.seed))
+                                         os.path.join(plot_dir, "samples.png"), seed=f.seed,
+                                         run=run))
         written.append(plots.reconstruction_grid(model, x, target, bundle.image_shape,
-                                                 os.path.join(plot_dir, "reconstructions.png")))
-    written.append(plots.latent_scatter(model, x, labels, os.path.join(plot_dir, "latent.png")))
+                                                 os.path.join(plot_dir, "reconstructions.png"),
+                                                 run=run))
+    written.append(plots.latent_scatter(model, x, labels, os.path.join(plot_dir, "latent.png"),
+                                        run=run))
     if image_target and getattr(model.encoder, "num_components", 1) > 1:
-        written.append(_component_modes_plot(model, prepared, x, target, plot_dir))
-    curves = plots.training_curves(history, os.path.join(plot_dir, "training_curves.png"))
+        written.append(_component_modes_plot(model, prepared, x, target, plot_dir, run))
+    curves = plots.training_curves(history, os.path.join(plot_dir, "training_curves.png"),
+                                   run=run)
     if curves:
         written.append(curves)
     if model.latent_dim == 2 and hasattr(model, "log_weight_terms") and y is None:
         # The |z| toy's x = (1, ..., 1) has a posterior mode in every orthant.
         x0 = np.ones(x.shape[1], np.float32) if bundle.name == "abs_toy" else x[0]
+        x_name = ("x = (1, ..., 1)" if bundle.name == "abs_toy" else "test example 0"
+                  + ("" if labels is None else f" (label {int(labels[0])})"))
 
         def model_log_posterior(z):
             return (model.decoder(z).log_prob(x0) + model.prior().log_prob(z)).numpy()
 
         written.append(plots.posterior_density(model, x0,
                                                os.path.join(plot_dir, "posterior_density.png"),
-                                               true_log_posterior=model_log_posterior))
+                                               true_log_posterior=model_log_posterior,
+                                               x_name=x_name, run=run))
     return written
-
-
-def _summary_table(metrics, k):
-    rows = []
-    header = f"{'split':<11}{'loss':>10}{'elbo':>10}{'recon':>10}{'kl':>9}" \
-             f"{'NLL(IWAE-' + str(k) + ')':>16}{'active':>8}"
-    rows.append(header)
-    for split in ("train", "validation", "test"):
-        m = metrics.get(split)
-        if not m:
-            continue
-
-        def g(name, fmt="{:10.3f}"):
-            v = m.get(name)
-            return fmt.format(v) if v is not None else f"{'-':>{len(fmt.format(0.0))}}"
-
-        rows.append(f"{split:<11}{g('loss')}{g('elbo')}{g('reconstruction')}"
-                    f"{g('kl', '{:9.3f}')}{g('nll', '{:16.3f}')}{g('active_units', '{:8d}')}")
-    return "\n".join(rows)
 
 
 def _use_worker_workdir(f, strategy):
@@ -403,10 +393,15 @@ def train(f):
     metrics["flags"] = tfvi_flags.flag_dict(f, include_run_control=True)
     metrics["plots"] = [os.path.relpath(p, f.workdir) for p in plot_files]
     tfvi_callbacks.write_json_atomic(os.path.join(f.workdir, "metrics.json"), metrics)
+    tfvi_callbacks.write_hparams(os.path.join(f.workdir, "tensorboard"), metrics)
     if f.verbose:
-        print(_summary_table(metrics, f.eval_iwae_samples))
-        print(f"{PROG}: wrote {f.workdir} (metrics.json, checkpoints/, tensorboard/, "
-              f"plots/, export/) in {time.time() - start:.0f} s")
+        from tfvi.launch import report
+
+        print(report.summary_table(metrics, f.eval_iwae_samples, family.summary_metrics))
+        written = ["metrics.json", "checkpoints/", "tensorboard/"]
+        written += ["plots/"] * bool(plot_files) + ["export/"] * bool(
+            f.export and family.exportable)
+        print(report.closing_line(PROG, f.workdir, written, time.time() - start))
     return metrics
 
 
@@ -438,6 +433,7 @@ def setup():
 
 def run():
     setup()
+    tfvi_flags.declare_key_flags()  # --help lists tfvi's flags
     app.run(main, flags_parser=parse_flags)
 
 

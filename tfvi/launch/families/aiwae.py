@@ -9,6 +9,7 @@ from absl import flags as absl_flags
 from tfvi import bounds, models
 from tfvi.launch.families.vae import build_parts
 from tfvi.launch.registry import ModelFamily, register_model
+from tfvi.launch.report import REPRESENTATION_METRICS, evaluate_representation
 
 absl_flags.DEFINE_integer("ais_temperatures", 5, "AIWAE: T inverse temperatures evenly "
                           "spaced in [0, 1] (T - 1 HMC transitions per step).")
@@ -44,4 +45,7 @@ register_model(ModelFamily(
     name="aiwae", build=build_aiwae, objectives=tuple(bounds.OBJECTIVES),
     help="AIWAE: decoder by AIS-weighted gradients, encoder by the ELBO "
          "(tfvi.models.AIWAE; --objective is ignored, IWAE-K is reported)",
-    check_flags=check_aiwae_flags))
+    check_flags=check_aiwae_flags, evaluate=evaluate_representation,
+    summary_metrics=REPRESENTATION_METRICS,
+    # AIWAE anneals from a unimodal q(z|x) and reports IWAE-K.
+    defaults={"objective": "iwae", "posterior": "gaussian", "components": 1}))

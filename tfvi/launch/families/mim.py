@@ -10,18 +10,19 @@ metrics.json.
 """
 
 import keras
-import numpy as np
 from absl import flags as absl_flags
 
 from tfvi import models
 from tfvi.launch.families.vae import build_parts
 from tfvi.launch.registry import ModelFamily, register_model
+from tfvi.launch.report import REPRESENTATION_METRICS, evaluate_representation
 
 absl_flags.DEFINE_integer("mim_warmup_epochs", 3, "--model=mim|amim: epochs over which the "
                           "decoder weight rises from 0 to 1/2; also the early-stopping "
                           "patience on the validation MIM loss (seed 003, section 5).")
 absl_flags.DEFINE_integer("mim_ksg_points", 3000, "--model=mim|amim: at most this many "
-                          "(x, z) test pairs for the KSG mutual information.")
+                          "(x, z) test pairs for the KSG mutual information (kept for "
+                          "old command lines; --ksg_points applies to every family).")
 
 
 def _builder(symmetric):
@@ -45,34 +46,20 @@ def mim_callbacks(model, prepared, flags):
 
 
 def evaluate_mim(model, prepared, flags):
-    """Representation metrics per split (k-NN classifiers are fitted on train codes)."""
-    from tfvi import mim_plots
-    from tfvi.evaluation import (cluster_scores, knn_accuracy, ksg_mutual_information,
-                                 latent_codes, reconstruction_rmse)
+    """Representation metrics per split (`tfvi.launch.report.evaluate_representation`,
+    shared by every latent-variable family; `--mim_ksg_points`, when given, overrides
+    `--ksg_points`)."""
+    return evaluate_representation(model, prepared, flags, ksg_points=ksg_points(flags))
 
-    x_tr, _, labels_tr = prepared.eval_splits["train"]
-    codes_tr = latent_codes(model, x_tr)
-    out = {}
-    for split, (x, y, labels) in prepared.eval_splits.items():
-        n = min(len(x), flags.eval_max_examples or len(x))
-        x, y = x[:n], (x if y is None else y)[:n]
-        codes = latent_codes(model, x)
-        metrics = {
-            "ksg_mutual_information": ksg_mutual_information(
-                x, latent_codes(model, x, sample=True, seed=flags.seed), k=5,
-                max_points=flags.mim_ksg_points, seed=flags.seed),
-            "reconstruction_rmse": reconstruction_rmse(y, mim_plots.reconstruct(
-                model, x, flags.seed)),
-        }
-        if labels is not None and labels_tr is not None:
-            labels = np.asarray(labels)[:n]
-            for k, acc in knn_accuracy(codes_tr, labels_tr, codes, labels,
-                                       k=[1, 3, 5, 10]).items():
-                metrics[f"knn{k}_accuracy"] = acc
-            scores = cluster_scores(codes, labels, seed=flags.seed)
-            metrics["kmeans_purity"], metrics["kmeans_nmi"] = scores["purity"], scores["nmi"]
-        out[split] = metrics
-    return out
+
+def ksg_points(flags):
+    """KSG pairs: `--mim_ksg_points` when given (or in a namespace of stored flags,
+    which hold no run-control `--ksg_points`), else `--ksg_points`."""
+    try:
+        explicit = flags["mim_ksg_points"].present
+    except (TypeError, KeyError):
+        explicit = True
+    return flags.mim_ksg_points if explicit else flags.ksg_points
 
 
 def mim_estimators(flags, model):
@@ -80,6 +67,7 @@ def mim_estimators(flags, model):
     not a bound with `--samples` importance samples and `--beta`: those flags are
     not used, so the generic "samples_per_component"/"beta" fields are dropped."""
     symmetric = bool(model.symmetric)
+    points = ksg_points(flags)
     return {
         "bounds": {
             "objective": "mim" if symmetric else "amim",
@@ -103,7 +91,7 @@ def mim_estimators(flags, model):
                 "num_samples": flags.eval_iwae_samples, "stratified": True,
                 "seed": flags.seed, "log_mean_exp": "float64"},
         "representation": {"ksg_mutual_information": f"KSG k=5 on (x, one z ~ q(z|x)), "
-                           f"at most {flags.mim_ksg_points} pairs",
+                           f"at most {points} pairs",
                            "knn_accuracy": "k-NN on posterior means, fitted on the "
                            "train split's codes, k in 1, 3, 5, 10",
                            "reconstruction_rmse": "x -> z ~ q(z|x) -> mean of p(x|z)",
@@ -116,4 +104,6 @@ for _name, _symmetric in (("mim", True), ("amim", False)):
         name=_name, build=_builder(_symmetric), objectives=("mim",),
         help=("Mutual Information Machine (tfvi.models.MIM, seed 003)" if _symmetric
               else "asymmetric MIM, encoding samples only (tfvi.models.MIM(symmetric=False))"),
-        evaluate=evaluate_mim, callbacks=mim_callbacks, estimators=mim_estimators))
+        evaluate=evaluate_mim, callbacks=mim_callbacks, estimators=mim_estimators,
+        summary_metrics=REPRESENTATION_METRICS,
+        defaults={"objective": "mim"}))

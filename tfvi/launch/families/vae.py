@@ -7,6 +7,7 @@ from tfvi.launch.families.learned_priors import (
     learned_prior_callbacks,
 )
 from tfvi.launch.registry import LIKELIHOODS, POSTERIORS, PRIORS, ModelFamily, register_model
+from tfvi.launch.report import REPRESENTATION_METRICS, evaluate_representation
 
 
 def build_parts(flags, prepared):
@@ -46,4 +47,6 @@ def vae_callbacks(model, prepared, flags):
 register_model(ModelFamily(
     name="vae", build=build_vae, objectives=tuple(bounds.OBJECTIVES),
     help="VAE trained with ELBO / IWAE / SELBO / SIWAE (tfvi.models.VAE)",
-    check_flags=check_vae_flags, callbacks=vae_callbacks))
+    check_flags=check_vae_flags, callbacks=vae_callbacks,
+    evaluate=evaluate_representation, summary_metrics=REPRESENTATION_METRICS,
+    defaults={"objective": "siwae"}))
