@@ -4,7 +4,7 @@ Both models: dense 64-200-200-z encoder/decoder (tanh, as seed 001's MLPs), N(0,
 prior, Adam, the same seed, epochs and dynamically binarised training batches.
 IWAE is `tfvi.models.VAE(objective="iwae", samples=5)`; AIWAE is
 `tfvi.models.AIWAE(samples=5, temperatures=5, leapfrog_steps=5)` (seed 001, 5.1).
-Each is scored with `tfvi.evaluation.gaps.seed001_table`: NLL(test/train) by AIS
+Each is scored with `tfvi.evaluation.gaps.ais_gap_table`: NLL(test/train) by AIS
 (reduced protocol, stated in the output: by default the "quick" preset, 16 chains x
 500 sigmoid temperatures x 10 leapfrog, on the first `--max_examples` examples of each
 split), NVLB = -IWAE-5000, variational and generalisation gaps, active units. The
@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfvi  # noqa: E402
-from tfvi.evaluation.gaps import format_seed001_table, seed001_table  # noqa: E402
+from tfvi.evaluation.gaps import format_ais_gap_table, ais_gap_table  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -81,7 +81,7 @@ def main():
         history = model.fit(train, epochs=args.epochs, verbose=0)
         timing[f"{kind}_train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        row = seed001_table(model, x_test, x_train, max_examples=args.max_examples,
+        row = ais_gap_table(model, x_test, x_train, max_examples=args.max_examples,
                             seed=args.seed, preset=args.ais_preset,
                             num_temperatures=args.ais_temperatures)
         timing[f"{kind}_eval_s"] = time.perf_counter() - t0
@@ -92,7 +92,7 @@ def main():
         print(kind, {k: v for k, v in row.items() if k != "protocol"}, flush=True)
         print(f"{kind}: trained {args.epochs} epochs in {timing[kind + '_train_s']:.0f}s, "
               f"evaluated in {timing[kind + '_eval_s']:.0f}s", flush=True)
-    print(format_seed001_table(columns))
+    print(format_ais_gap_table(columns))
     protocol = columns["iwae"]["protocol"]
     print(f"AIS protocol: {protocol['num_chains']} chains x {protocol['num_temperatures']} "
           f"{protocol['schedule']} temperatures x {protocol['num_leapfrog_steps']} leapfrog, "

@@ -12,3 +12,9 @@ import pytest  # noqa: E402
 def _seed_everything():
     keras.utils.set_random_seed(1234)
     yield
+
+
+def pytest_configure(config):
+    # tests/test_docs.py: the README's launcher lines (subprocesses; on by default).
+    config.addinivalue_line(
+        "markers", "docs_shell: runs the README's tfvi-train/tfvi-eval lines (shortened)")

@@ -40,7 +40,7 @@ def ais_result(workdir):
 
 
 def test_ais_table_is_consistent_and_close_to_iwae(ais_result):
-    m, table = ais_result["metrics"], ais_result["seed001_table"]
+    m, table = ais_result["metrics"], ais_result["ais_gap_table"]
     assert np.isfinite(m["ais_nll"]) and m["ais_30_log_likelihood"] == -m["ais_nll"]
     assert m["ais_nll"] == pytest.approx(table["nll_test"])
     np.testing.assert_allclose(table["var_gap"], table["nvlb_test"] - table["nll_test"],
@@ -52,7 +52,7 @@ def test_ais_table_is_consistent_and_close_to_iwae(ais_result):
     assert table["protocol"]["num_temperatures"] == 30
     assert table["protocol"]["num_chains"] == 4 and table["protocol"]["schedule"] == "linear"
     saved = json.load(open(ais_result["output"]))
-    assert saved["seed001_table"]["nll_test"] == table["nll_test"]
+    assert saved["ais_gap_table"]["nll_test"] == table["nll_test"]
 
 
 def test_ais_table_is_printed(workdir, capsys):
@@ -67,7 +67,7 @@ def test_ais_table_is_printed(workdir, capsys):
 def test_ais_is_off_by_default(workdir):
     out = E.evaluate(parse("tfvi-eval", f"--path={workdir}", "--max_examples=5",
                            "--num_samples=10", "--verbose=0"))
-    assert "seed001_table" not in out and "ais_nll" not in out["metrics"]
+    assert "ais_gap_table" not in out and "ais_nll" not in out["metrics"]
 
 
 def test_ais_on_bare_export_says_it_needs_a_workdir(workdir, tmp_path):

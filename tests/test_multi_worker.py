@@ -144,7 +144,7 @@ def test_two_workers_shard_the_ais_and_iwae_evaluation_like_one_process(trained)
     sharded = json.loads(out.read_text())
     assert sharded["settings"]["strategy"] == "multi_worker"
     assert sharded["settings"]["num_replicas"] == 2
-    table, ref = sharded["seed001_table"], single["seed001_table"]
+    table, ref = sharded["ais_gap_table"], single["ais_gap_table"]
     for row in ("nll_test", "nll_train", "nvlb_test", "nvlb_train", "active_units"):
         assert np.isfinite(ref[row])
         assert table[row] == pytest.approx(ref[row], abs=1e-5), row

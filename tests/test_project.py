@@ -6,6 +6,9 @@
   installed versions satisfy the pins; the `test` extra has pytest.
 - Every module under tfvi/ imports, and pytest collects at least one test from every
   tests/test_*.py.
+- The version is written once (tfvi/version.py): setup.py, `tfvi.__version__`, CITATION.cff
+  and the CHANGELOG agree; LICENSE is the Apache-2.0 text; CITATION.cff is CFF 1.2.0 and
+  references the four papers of PAPERS.md; `tfvi/py.typed` ships as package data.
 """
 
 import importlib
@@ -19,6 +22,7 @@ import sys
 
 import pytest
 import setuptools
+import yaml
 from packaging.requirements import Requirement
 
 # Not resolved: under `bazel test` this is the runfiles tree, so the checks below see
@@ -89,6 +93,8 @@ STACK = {
     "tensorflow": (["2.21.0"], ["2.20.0", "2.22.0"]),
     "tensorflow-probability": (["0.25.0"], ["0.24.0", "0.26.0"]),
     "tf-keras": ([], []),
+    # TF 2.21 no longer installs it; keras.callbacks.TensorBoard needs it.
+    "tensorboard": (["2.21.0"], ["2.20.0", "2.22.0"]),
     "keras": (["3.15.1"], ["2.15.0", "4.0.0"]),
     "tensorflow-datasets": ([], []),
     "absl-py": ([], []),
@@ -152,3 +158,79 @@ def test_every_test_file_is_collected():
     collected = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
     empty = [f for f in test_files if f not in collected]
     assert not empty, f"no test collected from: {empty}"
+
+
+def test_the_version_is_written_once_and_agrees_everywhere(setup_kwargs):
+    import tfvi
+    from tfvi import version
+
+    assert setup_kwargs["version"] == version.__version__ == tfvi.__version__
+    assert not re.search(r"__version__ = ", (ROOT / "tfvi" / "__init__.py").read_text()), (
+        "tfvi/__init__.py must import the version from tfvi/version.py, not write it")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert str(citation["version"]) == version.__version__
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(rf"^## .*\b{re.escape(version.__version__)}\b", changelog, re.M), (
+        f"CHANGELOG.md has no section for {version.__version__}")
+
+
+def test_setup_metadata_is_complete(setup_kwargs):
+    for key in ("author", "license", "classifiers", "keywords", "python_requires"):
+        assert setup_kwargs.get(key), f"setup.py lacks {key}"
+    assert setup_kwargs["license"] == "Apache-2.0"
+    assert "License :: OSI Approved :: Apache Software License" in setup_kwargs["classifiers"]
+    assert "py.typed" in setup_kwargs["package_data"]["tfvi"]
+    assert (ROOT / "tfvi" / "py.typed").is_file()
+    # No exact pins: compatible releases that an existing environment can satisfy.
+    assert not [r for r in setup_kwargs["install_requires"] if "==" in r]
+    # The interpreter the suite runs on is allowed (only tested versions are claimed).
+    from packaging.specifiers import SpecifierSet
+    assert SpecifierSet(setup_kwargs["python_requires"]).contains(
+        f"{sys.version_info.major}.{sys.version_info.minor}")
+
+
+def test_license_is_the_apache_2_text():
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.lstrip().startswith("Apache License\n                           Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert "APPENDIX: How to apply the Apache License to your work." in text
+    # All nine sections of the terms.
+    for number, title in enumerate(["Definitions", "Grant of Copyright License",
+                                    "Grant of Patent License", "Redistribution",
+                                    "Submission of Contributions", "Trademarks",
+                                    "Disclaimer of Warranty", "Limitation of Liability",
+                                    "Accepting Warranty or Additional Liability"], start=1):
+        assert f"{number}. {title}." in text, title
+
+
+PAPER_TITLES = (
+    "Automatic Differentiation Variational Inference with Mixtures",
+    "Improving Importance Weighted Auto-Encoders with Annealed Importance Sampling",
+    "MIM: Mutual Information Machine",
+    "On the Necessity and Effectiveness of Learning the Prior of Variational Auto-Encoder",
+)
+
+
+def test_citation_cff_is_valid_and_references_the_four_papers():
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0"
+    for key in ("message", "title", "authors"):
+        assert cff.get(key), f"CITATION.cff lacks the required key {key}"
+    assert cff["license"] == "Apache-2.0"
+    people_keys = {"family-names", "given-names", "name"}
+    for ref in [cff] + cff["references"]:
+        assert ref["authors"], ref.get("title")
+        for author in ref["authors"]:
+            assert set(author) & people_keys, f"{ref['title']}: author {author} has no name"
+    assert [ref["title"] for ref in cff["references"]] == list(PAPER_TITLES)
+    for ref in cff["references"]:
+        assert ref["type"] in {"generic", "article", "conference-paper"}
+
+
+def test_papers_md_names_each_paper_and_its_modules():
+    papers = (ROOT / "PAPERS.md").read_text(encoding="utf-8")
+    for title in PAPER_TITLES:
+        assert title in papers, title
+    for path in re.findall(r"`((?:tfvi|benchmarks)/[\w/]+\.py)`", papers):
+        assert (ROOT / path).is_file(), f"PAPERS.md names a missing file: {path}"
+    assert not re.search(r"seed 00\d", papers, re.I), "name papers, not seed files"

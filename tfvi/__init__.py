@@ -15,7 +15,9 @@ from tfvi import data, evaluation  # noqa: E402
 from tfvi import mcmc  # noqa: E402
 from tfvi import prior_training, regularizers, schedules  # noqa: E402  (seed 004)
 
-__version__ = "0.1.0"
-__all__ = ["bounds", "data", "distributions", "evaluation", "layers", "models", "priors"]
+from tfvi.version import __version__  # noqa: E402
+
+__all__ = ["__version__", "bounds", "data", "distributions", "evaluation", "layers", "models",
+           "priors"]
 __all__ += ["mcmc"]
 from tfvi import burn_in, estimators  # noqa: E402  (seed 000: B.3 burn-in, gradient estimators)

@@ -25,7 +25,11 @@ Differentiation Variational Inference with Mixtures", supplement):
   SIWAE, Theorem A.1 (a lower bound on log p(x)); SIWAE >= IWAE for K > 1, Theorem A.2.
 """
 
+from typing import Any
+
 import tensorflow as tf
+
+from tfvi.types import TensorLike
 
 __all__ = [
     "log_weights",
@@ -53,7 +57,8 @@ ABLATION_OBJECTIVES = ("miwae", "ciwae", "piwae", "ppd")
 ALL_OBJECTIVES = OBJECTIVES + ABLATION_OBJECTIVES
 
 
-def log_weights(log_likelihood, log_prior, log_posterior, beta=1.0):
+def log_weights(log_likelihood: TensorLike, log_prior: TensorLike, log_posterior: TensorLike,
+                beta: float | TensorLike = 1.0) -> tf.Tensor:
     """Log importance weights, eq. (1) above.
 
     Args:
@@ -104,7 +109,7 @@ def _stratified_logmeanexp(log_w, log_alpha):
     return tf.reduce_logsumexp(log_w + log_alpha, axis=[0, 1]) - tf.math.log(num_samples)
 
 
-def selbo(log_w, log_alpha=None):
+def selbo(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
     """Stratified ELBO (seed 000, section 2; the objective of Theorem A.2's first line
     with the log moved inside the sums):
 
@@ -120,7 +125,7 @@ def selbo(log_w, log_alpha=None):
     return _stratified_mean(*_as_stratified(log_w, log_alpha))
 
 
-def siwae(log_w, log_alpha=None):
+def siwae(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
     """Stratified IWAE (seed 000, Theorem A.1):
 
         SIWAE_T = log (1/T) sum_t sum_k alpha_k(x) w_tk,   z_tk ~ q_k(z|x).
@@ -138,7 +143,7 @@ def siwae(log_w, log_alpha=None):
     return _stratified_logmeanexp(*_as_stratified(log_w, log_alpha))
 
 
-def elbo(log_w):
+def elbo(log_w: TensorLike) -> tf.Tensor:
     """ELBO, the Monte Carlo mean of the log-weights: (1/T) sum_t log w_t.
 
     `log_w` is `[T, batch]` or `[T, 1, batch]`; this is SELBO with K = 1.
@@ -146,7 +151,7 @@ def elbo(log_w):
     return selbo(log_w)
 
 
-def iwae(log_w):
+def iwae(log_w: TensorLike) -> tf.Tensor:
     """IWAE_T (Burda et al. 2016): log (1/T) sum_t w_t.
 
     `log_w` is `[T, batch]` or `[T, 1, batch]`; this is SIWAE with K = 1.
@@ -168,7 +173,8 @@ def _groups(log_w, num_groups):
     return tf.reshape(log_w, tf.concat([[num_groups, -1], tf.shape(log_w)[1:]], 0))
 
 
-def miwae(log_w, log_alpha=None, num_groups=None):
+def miwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
+          num_groups: int | None = None) -> tf.Tensor:
     """Multiply-importance-weighted bound (Rainforth et al. 2018, "Tighter variational
     bounds are not necessarily better", eq. 6), stratified as in seed 000, C.1:
 
@@ -195,7 +201,8 @@ def miwae(log_w, log_alpha=None, num_groups=None):
     return tf.reduce_mean(per_group, axis=0)
 
 
-def ciwae(log_w, log_alpha=None, elbo_weight=0.5):
+def ciwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
+          elbo_weight: float = 0.5) -> tf.Tensor:
     """Combination bound C-IWAE (Rainforth et al. 2018, eq. 7), stratified for K > 1
     (seed 000, C.1):
 
@@ -214,7 +221,8 @@ def ciwae(log_w, log_alpha=None, elbo_weight=0.5):
             + (1.0 - elbo_weight) * _stratified_logmeanexp(log_w, log_alpha))
 
 
-def piwae(log_w, log_alpha=None, num_groups=None):
+def piwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
+          num_groups: int | None = None) -> dict[str, tf.Tensor]:
     """Partially importance-weighted objectives (Rainforth et al. 2018, section 5),
     stratified for K > 1.
 
@@ -233,7 +241,8 @@ def piwae(log_w, log_alpha=None, num_groups=None):
     }
 
 
-def ppd(log_likelihood, log_prior, log_posterior, log_alpha=None, beta=1.0):
+def ppd(log_likelihood: TensorLike, log_prior: TensorLike, log_posterior: TensorLike,
+        log_alpha: TensorLike | None = None, beta: float | TensorLike = 1.0) -> tf.Tensor:
     """PAC^m-Bayes posterior-predictive objective (Morningstar et al. 2020; seed 000,
     C.1), the negative of L_PPD:
 
@@ -274,7 +283,8 @@ _OPTION_BOUNDS = {
 }
 
 
-def bound(name, log_w, log_alpha=None, **options):
+def bound(name: str, log_w: TensorLike, log_alpha: TensorLike | None = None,
+          **options: Any) -> tf.Tensor | dict[str, tf.Tensor]:
     """The bound called `name` on `[T, K, batch]` log-weights: one of `OBJECTIVES`,
     or "miwae" / "ciwae" / "piwae" with their `options` (`num_groups`,
     `elbo_weight`; "piwae" gives the model's target, SIWAE_T).
@@ -300,8 +310,10 @@ def bound(name, log_w, log_alpha=None, **options):
     return _BOUNDS[name](*_as_stratified(log_w, log_alpha))
 
 
-def objective(name, log_likelihood, log_prior, log_posterior, log_alpha=None, beta=1.0,
-              **options):
+def objective(name: str, log_likelihood: TensorLike, log_prior: TensorLike,
+              log_posterior: TensorLike, log_alpha: TensorLike | None = None,
+              beta: float | TensorLike = 1.0,
+              **options: Any) -> tf.Tensor | dict[str, tf.Tensor]:
     """Per-example value `[batch]` of any objective in `ALL_OBJECTIVES` from the three
     `[T, K, batch]` log-density terms: `bound(name, log_weights(...), ...)`, or `ppd`.
     """
@@ -313,13 +325,14 @@ def objective(name, log_likelihood, log_prior, log_posterior, log_alpha=None, be
                  log_alpha, **options)
 
 
-def log_mean_exp(log_values, axis=0):
+def log_mean_exp(log_values: TensorLike, axis: int = 0) -> tf.Tensor:
     """`log (1/n) sum exp(log_values)` along `axis`, stable for any magnitude."""
     n = tf.cast(tf.shape(log_values)[axis], log_values.dtype)
     return tf.reduce_logsumexp(log_values, axis=axis) - tf.math.log(n)
 
 
-def mim_cross_entropy(log_posterior, log_data_prior, log_likelihood, log_prior):
+def mim_cross_entropy(log_posterior: TensorLike, log_data_prior: TensorLike,
+                      log_likelihood: TensorLike, log_prior: TensorLike) -> tf.Tensor:
     """Per-sample integrand of the MIM loss (seed 003, eq. 8; Algorithm 1, line 5):
 
         l(x, z) = -1/2 [log q(z|x) + log q(x) + log p(x|z) + log p(z)]
@@ -336,7 +349,7 @@ def mim_cross_entropy(log_posterior, log_data_prior, log_likelihood, log_prior):
     return -0.5 * (log_posterior + log_data_prior + log_likelihood + log_prior)
 
 
-def mim_regularizer(log_q_joint, log_p_joint):
+def mim_regularizer(log_q_joint: TensorLike, log_p_joint: TensorLike) -> tf.Tensor:
     """Per-sample consistency regulariser R_MIM (seed 003, eq. 10 and Appendix B.2.1):
 
         r(x, z) = log 1/2 (q(x, z) + p(x, z)) - 1/2 (log q(x, z) + log p(x, z)) >= 0,

@@ -19,19 +19,23 @@ Each phase recompiles the model with a fresh optimizer (phases change the traina
 set, and seed 004 changes the learning rate between phases).
 """
 
+from typing import Any, Callable, Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfvi.layers.flows import ActNorm
 from tfvi.layers.priors import MAFPrior, RealNVPPrior
+from tfvi.types import ArrayLike
 
 __all__ = ["STRATEGIES", "prior_is_standard_normal", "set_trainable", "train_with_prior"]
 
 STRATEGIES = ("joint", "posthoc", "iterative")
 
 
-def set_trainable(model, encoder_decoder=True, prior=True):
+def set_trainable(model: keras.Model, encoder_decoder: bool = True,
+                  prior: bool = True) -> None:
     """Freezes or unfreezes the encoder+decoder and the prior's *own* weights.
 
     A VampPrior shares the encoder: its pseudo-inputs follow `prior`, the encoder's
@@ -46,7 +50,8 @@ def set_trainable(model, encoder_decoder=True, prior=True):
         model.prior.pseudo_inputs.trainable = bool(prior)
 
 
-def prior_is_standard_normal(prior, atol=1e-5, seed=0):
+def prior_is_standard_normal(prior: keras.layers.Layer, atol: float = 1e-5,
+                             seed: int = 0) -> bool:
     """True if `prior` is (numerically) N(0, I): a flow prior at its initialisation."""
     if not isinstance(prior, (RealNVPPrior, MAFPrior)):
         return False
@@ -62,9 +67,14 @@ def _compile(model, lr, optimizer_fn, jit_compile):
     model.compile(optimizer=optimizer_fn(lr), jit_compile=jit_compile)
 
 
-def train_with_prior(model, data, strategy="joint", epochs=100, prior_epochs=None,
-                     iterations=4, lr=1e-3, prior_lr=None, callbacks=None,
-                     optimizer_fn=None, jit_compile=None, verbose=0, **fit_kwargs):
+def train_with_prior(model: keras.Model, data: tf.data.Dataset | ArrayLike,
+                     strategy: str = "joint", epochs: int = 100,
+                     prior_epochs: int | None = None, iterations: int = 4, lr: float = 1e-3,
+                     prior_lr: float | None = None,
+                     callbacks: Sequence[keras.callbacks.Callback] | None = None,
+                     optimizer_fn: Callable[[float], keras.optimizers.Optimizer] | None = None,
+                     jit_compile: bool | None = None, verbose: int = 0,
+                     **fit_kwargs: Any) -> list[tuple[str, keras.callbacks.History]]:
     """Trains `model` (a `tfvi.models.VAE`) with the given prior-training strategy.
 
     Args:

@@ -16,7 +16,8 @@ __all__ = ["load_digits", "digits_dataset", "DIGITS_DIM"]
 DIGITS_DIM = 64
 
 
-def load_digits(test_size=297, split_seed=0, test_binarization_seed=1):
+def load_digits(test_size: int = 297, split_seed: int = 0,
+                test_binarization_seed: int = 1) -> dict[str, np.ndarray]:
     """The digits as numpy arrays.
 
     Returns:
@@ -42,8 +43,9 @@ def load_digits(test_size=297, split_seed=0, test_binarization_seed=1):
     }
 
 
-def digits_dataset(split="train", batch_size=100, seed=0, with_labels=False,
-                   shuffle=True, arrays=None):
+def digits_dataset(split: str = "train", batch_size: int = 100, seed: int = 0,
+                   with_labels: bool = False, shuffle: bool = True,
+                   arrays: dict[str, np.ndarray] | None = None) -> tf.data.Dataset:
     """A `tf.data.Dataset` of binarised digits batches `[batch, 64]` (float32 0/1).
 
     `split="train"`: shuffled, dynamically binarised each epoch. `split="test"`: the

@@ -16,6 +16,7 @@ import tensorflow_probability as tfp
 from scipy import special, stats
 
 from tfvi.layers.decoders import KnownLikelihood
+from tfvi.types import ArrayLike
 
 tfd = tfp.distributions
 
@@ -33,7 +34,8 @@ def _check_positive(name, value):
         raise ValueError(f"`{name}` must be positive; got {value!r}.")
 
 
-def abs_toy(num_examples, dim=2, sigma=0.1, seed=0):
+def abs_toy(num_examples: int, dim: int = 2, sigma: float = 0.1,
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draws `[num_examples, dim]` data from the |z| toy; returns `(x, z)`."""
     _check_positive("sigma", sigma)
     rng = np.random.default_rng(seed)
@@ -42,7 +44,7 @@ def abs_toy(num_examples, dim=2, sigma=0.1, seed=0):
     return x.astype(np.float32), z
 
 
-def abs_toy_log_marginal(x, sigma):
+def abs_toy_log_marginal(x: ArrayLike, sigma: float) -> np.ndarray:
     """Exact log p(x) `[N]` (float64) of the |z| toy, summed over dimensions."""
     _check_positive("sigma", sigma)
     x = np.asarray(x, np.float64)
@@ -64,7 +66,9 @@ def abs_toy_likelihood(sigma):
     return KnownLikelihood(abs_gaussian_likelihood, fn_kwargs={"sigma": float(sigma)})
 
 
-def linear_gaussian(num_examples, latent_dim=2, data_dim=5, noise_scale=0.5, seed=0):
+def linear_gaussian(num_examples: int, latent_dim: int = 2, data_dim: int = 5,
+                    noise_scale: float = 0.5,
+                    seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Data from a linear-Gaussian model with random known parameters.
 
     Returns:
@@ -87,7 +91,7 @@ GMM2D_CENTERS = np.array(
 GMM2D_STD = 0.25
 
 
-def gmm2d(num_examples, seed=0):
+def gmm2d(num_examples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`(x, labels)`: `[num_examples, 2]` points from five isotropic Gaussians
     (std 0.25) centred on a circle of radius 2, and the component of each point."""
     rng = np.random.default_rng(seed)

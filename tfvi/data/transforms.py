@@ -3,10 +3,12 @@
 import numpy as np
 import tensorflow as tf
 
+from tfvi.types import ArrayLike
+
 __all__ = ["binarize", "dynamic_binarization"]
 
 
-def binarize(probs, seed):
+def binarize(probs: ArrayLike, seed: int) -> np.ndarray:
     """A fixed Bernoulli draw of `probs` (values in [0, 1]): float32 0/1 array.
 
     The same `seed` gives the same binarisation (the fixed test sets of seed 004 B.1).
@@ -20,7 +22,7 @@ def binarize(probs, seed):
     return (rng.random(probs.shape) < probs).astype(np.float32)
 
 
-def dynamic_binarization(dataset, seed):
+def dynamic_binarization(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
     """Maps a dataset of pixel probabilities to fresh Bernoulli draws on every pass.
 
     Elements may be `probs` or `(probs, y)`; only `probs` is binarised. Each element

@@ -10,6 +10,8 @@
 
 import numpy as np
 
+from tfvi.types import ArrayLike
+
 __all__ = ["single_column", "same_class_partners", "same_class_random_targets"]
 
 
@@ -23,7 +25,7 @@ def _image_shape(image_shape):
     return shape
 
 
-def single_column(x, image_shape=(8, 8)):
+def single_column(x: ArrayLike, image_shape: tuple[int, int] = (8, 8)) -> np.ndarray:
     """`[N, H*W*C]` flattened images -> their centre column `[N, H*C]` (column W // 2)."""
     h, w, c = _image_shape(image_shape)
     x = np.asarray(x)
@@ -33,7 +35,7 @@ def single_column(x, image_shape=(8, 8)):
     return x.reshape(-1, h, w, c)[:, :, w // 2, :].reshape(len(x), h * c)
 
 
-def same_class_partners(labels, seed=0):
+def same_class_partners(labels: ArrayLike, seed: int = 0) -> np.ndarray:
     """Index `[N]` of a random example with the same label, for each example."""
     labels = np.asarray(labels)
     if labels.ndim != 1:
@@ -46,7 +48,8 @@ def same_class_partners(labels, seed=0):
     return partner
 
 
-def same_class_random_targets(x, labels, seed=0):
+def same_class_random_targets(x: ArrayLike, labels: ArrayLike,
+                              seed: int = 0) -> np.ndarray:
     """`x[partner]`: each example's target is a random image of its own class (C.7)."""
     x = np.asarray(x)
     if len(x) != len(labels):

@@ -35,9 +35,9 @@ from tfvi.evaluation.ais import AIS_PRESETS, ais_log_likelihood, bdmc
 
 __all__ += ["AIS_PRESETS", "ais_log_likelihood", "bdmc"]
 from tfvi.evaluation import gaps
-from tfvi.evaluation.gaps import format_seed001_table, seed001_table
+from tfvi.evaluation.gaps import format_ais_gap_table, ais_gap_table
 
-__all__ += ["gaps", "format_seed001_table", "seed001_table"]
+__all__ += ["gaps", "format_ais_gap_table", "ais_gap_table"]
 from tfvi.evaluation import modes  # noqa: E402  (decoded component modes, seed 000 C.3)
 from tfvi.evaluation import diagnostics  # noqa: E402  (seed 004 Table 7 row, Fig. 3)
 from tfvi.evaluation.diagnostics import (  # noqa: E402

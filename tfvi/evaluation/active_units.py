@@ -8,8 +8,13 @@ E_q[z] is the analytic mean when the posterior has one (Gaussians and mixtures),
 a Monte Carlo mean over `num_samples` samples (1000 as in seed 004 B.3).
 """
 
+from typing import Any
+
+import keras
 import numpy as np
 import tensorflow as tf
+
+from tfvi.types import ArrayLike
 
 __all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance"]
 
@@ -22,7 +27,8 @@ def _posterior_mean(encoder, x, num_samples, seed):
         return tf.reduce_mean(q.sample(num_samples, seed=seed), axis=0)
 
 
-def posterior_mean_variance(model, x, batch_size=500, num_samples=1000, seed=0):
+def posterior_mean_variance(model: keras.Model, x: ArrayLike, batch_size: int = 500,
+                            num_samples: int = 1000, seed: int = 0) -> np.ndarray:
     """Var_x(E_q[z_u]) for each latent dimension u: float64 `[latent_dim]`."""
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or len(x) < 2:
@@ -36,7 +42,8 @@ def posterior_mean_variance(model, x, batch_size=500, num_samples=1000, seed=0):
     return means.var(axis=0, ddof=1)
 
 
-def active_units(model, x, threshold=1e-2, **kwargs):
+def active_units(model: keras.Model, x: ArrayLike, threshold: float = 1e-2,
+                 **kwargs: Any) -> int:
     """Number of latent dimensions with Var_x(E_q[z_u]) > `threshold`."""
     if not threshold >= 0:
         raise ValueError(f"`threshold` must be >= 0; got {threshold!r}.")

@@ -30,6 +30,7 @@ from tfvi.mcmc.ais import (
     raise_if_not_finite,
     weight_diagnostics,
 )
+from tfvi.types import ArrayLike
 
 __all__ = ["ais_log_likelihood", "bdmc", "AIS_PRESETS", "AISEstimate", "BDMCResult"]
 
@@ -107,10 +108,15 @@ def _make_runner(model, settings, jit_compile, target_accept_prob, step_size,
     return tf.function(run, jit_compile=jit_compile, autograph=False)
 
 
-def ais_log_likelihood(model, x, *, preset="wu", num_chains=None, num_temperatures=None,
-                       num_leapfrog_steps=None, schedule=None, target_accept_prob=0.6,
-                       step_size=0.1, batch_size=100, y=None, seed=0, binarization=None,
-                       jit_compile=True, verbose=1, num_pilot_chains=None):
+def ais_log_likelihood(model: keras.Model, x: ArrayLike, *, preset: str = "wu",
+                       num_chains: int | None = None, num_temperatures: int | None = None,
+                       num_leapfrog_steps: int | None = None,
+                       schedule: str | ArrayLike | None = None,
+                       target_accept_prob: float = 0.6, step_size: float = 0.1,
+                       batch_size: int = 100, y: ArrayLike | None = None, seed: int = 0,
+                       binarization: int | None = None, jit_compile: bool = True,
+                       verbose: int = 1,
+                       num_pilot_chains: int | None = None) -> "AISEstimate":
     """AIS estimate of log p(x) per example for a tfvi model (encoder as proposal).
 
     Args:
@@ -168,9 +174,11 @@ def _simulate(model, num_examples, seed):
     return tf.cast(x, tf.float32), z
 
 
-def bdmc(model, num_examples=32, *, preset="quick", num_chains=None, num_temperatures=None,
-         num_leapfrog_steps=None, schedule=None, target_accept_prob=0.6, step_size=0.1,
-         seed=0, jit_compile=True):
+def bdmc(model: keras.Model, num_examples: int = 32, *, preset: str = "quick",
+         num_chains: int | None = None, num_temperatures: int | None = None,
+         num_leapfrog_steps: int | None = None, schedule: str | ArrayLike | None = None,
+         target_accept_prob: float = 0.6, step_size: float = 0.1, seed: int = 0,
+         jit_compile: bool = True) -> "BDMCResult":
     """Bidirectional Monte Carlo on data simulated from the model.
 
     Draws `num_examples` pairs z ~ p(z), x ~ p(x|z); runs forward AIS from q(z|x)

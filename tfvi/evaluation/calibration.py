@@ -18,9 +18,13 @@ gives Guo's equal-count variant). Under B.1's definition a predictor is calibrat
 when, among examples with `p(y_true) = c`, a fraction c is classified correctly.
 """
 
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfvi.types import ArrayLike
 
 __all__ = ["posterior_predictive", "accuracy", "expected_calibration_error",
            "calibration_bins", "plot_reliability_diagram"]
@@ -41,7 +45,8 @@ def _check_probs_labels(probs, labels):
     return probs, labels.astype(np.int64)
 
 
-def calibration_bins(probs, labels, bins=10, rank_by="true_class"):
+def calibration_bins(probs: ArrayLike, labels: ArrayLike, bins: int = 10,
+                     rank_by: str = "true_class") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bin `(confidence, accuracy, count)` arrays, `[bins]` each (see module doc).
 
     Args:
@@ -72,21 +77,23 @@ def calibration_bins(probs, labels, bins=10, rank_by="true_class"):
     return conf, acc, count
 
 
-def expected_calibration_error(probs, labels, bins=10, rank_by="true_class"):
+def expected_calibration_error(probs: ArrayLike, labels: ArrayLike, bins: int = 10,
+                               rank_by: str = "true_class") -> float:
     """ECE of seed 000, B.1: mean over `bins` equal-count bins, ranked by the
     confidence in the true class, of |mean p(y_true) - fraction correct|. Float."""
     conf, acc, _ = calibration_bins(probs, labels, bins, rank_by)
     return float(np.mean(np.abs(conf - acc)))
 
 
-def accuracy(probs, labels):
+def accuracy(probs: ArrayLike, labels: ArrayLike) -> float:
     """Fraction of examples whose argmax class is the label."""
     probs, labels = _check_probs_labels(probs, labels)
     return float(np.mean(probs.argmax(axis=1) == labels))
 
 
-def posterior_predictive(model, x, num_samples=10_000, batch_size=100,
-                         max_chunk_elements=200_000, seed=0, verbose=0):
+def posterior_predictive(model: keras.Model, x: ArrayLike, num_samples: int = 10_000,
+                         batch_size: int = 100, max_chunk_elements: int = 200_000,
+                         seed: int = 0, verbose: int = 0) -> np.ndarray:
     """Monte Carlo posterior predictive `(1/S) sum_s p(y|z_s)`, `z_s ~ q(z|x)`.
 
     Args:
@@ -130,8 +137,9 @@ def posterior_predictive(model, x, num_samples=10_000, batch_size=100,
     return np.concatenate(out).astype(np.float32)
 
 
-def plot_reliability_diagram(probs, labels, bins=10, rank_by="true_class", path=None,
-                             title=None, ax=None):
+def plot_reliability_diagram(probs: ArrayLike, labels: ArrayLike, bins: int = 10,
+                             rank_by: str = "true_class", path: str | None = None,
+                             title: str | None = None, ax: Any = None) -> Any:
     """Reliability diagram: per-bin accuracy against confidence, with the diagonal.
 
     Returns the matplotlib figure (saved to `path` if given).

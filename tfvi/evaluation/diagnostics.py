@@ -15,11 +15,15 @@ NLL. Active units: Var_x E_q[z_u] > 0.01 (`tfvi.evaluation.active_units`).
 deviations over the data, one histogram per model.
 """
 
+from typing import Any
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 from tfvi.evaluation.active_units import active_units
 from tfvi.evaluation.likelihood import iwae_log_likelihood
+from tfvi.types import ArrayLike
 
 __all__ = [
     "elbo_terms",
@@ -35,7 +39,9 @@ def _batches(x, batch_size):
         yield b, x[start:start + batch_size]
 
 
-def elbo_terms(model, x, num_samples=100, batch_size=100, y=None, seed=0):
+def elbo_terms(model: keras.Model, x: ArrayLike, num_samples: int = 100,
+               batch_size: int = 100, y: ArrayLike | None = None,
+               seed: int = 0) -> dict[str, np.ndarray]:
     """Per-example Monte Carlo ELBO, reconstruction and KL(q(z|x)||p(z)), float64 `[N]` each.
 
     Uses `num_samples` samples per mixture component, stratified (SELBO weights) for
@@ -60,8 +66,10 @@ def elbo_terms(model, x, num_samples=100, batch_size=100, y=None, seed=0):
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def prior_diagnostics(model, x, num_samples=1000, elbo_samples=100, batch_size=100, y=None,
-                      seed=0, active_threshold=1e-2):
+def prior_diagnostics(model: keras.Model, x: ArrayLike, num_samples: int = 1000,
+                      elbo_samples: int = 100, batch_size: int = 100,
+                      y: ArrayLike | None = None, seed: int = 0,
+                      active_threshold: float = 1e-2) -> dict[str, Any]:
     """Seed 004 Table 7/8 row for `model` on `x`: a dict of floats.
 
     Keys: `nll` (-log p(x), IWAE-`num_samples`), `elbo`, `reconstruction`, `kl`
@@ -84,7 +92,8 @@ def prior_diagnostics(model, x, num_samples=1000, elbo_samples=100, batch_size=1
     }
 
 
-def posterior_stds(model, x, batch_size=500, num_samples=1000, seed=0):
+def posterior_stds(model: keras.Model, x: ArrayLike, batch_size: int = 500,
+                   num_samples: int = 1000, seed: int = 0) -> np.ndarray:
     """Per-dimension standard deviations of q(z|x), `[N, latent_dim]` (seed 004 Fig. 3).
 
     Analytic where the posterior has one (Gaussians, mixtures), else Monte Carlo with
@@ -103,7 +112,8 @@ def posterior_stds(model, x, batch_size=500, num_samples=1000, seed=0):
     return np.concatenate(out)
 
 
-def plot_posterior_std_histogram(stds, path, bins=50, title=None):
+def plot_posterior_std_histogram(stds: ArrayLike, path: str | None, bins: int = 50,
+                                 title: str | None = None) -> Any:
     """Histograms of posterior standard deviations, one per model (seed 004 Fig. 3 left).
 
     Args:
@@ -131,7 +141,7 @@ def plot_posterior_std_histogram(stds, path, bins=50, title=None):
     return path
 
 
-def format_diagnostics_table(rows):
+def format_diagnostics_table(rows: dict[str, dict[str, Any]]) -> str:
     """Plain-text table of `prior_diagnostics` results: rows is name -> dict."""
     cols = ("nll", "elbo", "reconstruction", "kl", "kl_z_given_x", "active_units")
     header = f"{'model':<22}" + "".join(f"{c:>15}" for c in cols)

@@ -8,12 +8,14 @@ with `W` the `[d, D]` kernel of the decoder's affine head (Keras' `x @ W`
 convention).
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi.layers.decoders import GaussianDecoder
 from tfvi.layers.priors import StandardNormal
+from tfvi.types import ArrayLike
 
 tfd = tfp.distributions
 
@@ -24,7 +26,8 @@ __all__ = [
 ]
 
 
-def linear_gaussian_log_marginal(x, weights, bias, noise_scale):
+def linear_gaussian_log_marginal(x: ArrayLike, weights: ArrayLike, bias: ArrayLike,
+                                 noise_scale: float) -> np.ndarray:
     """log N(x; bias, W^T W + diag(noise_scale^2)) in float64.
 
     Args:
@@ -45,7 +48,7 @@ def linear_gaussian_log_marginal(x, weights, bias, noise_scale):
     return mvn.log_prob(x).numpy()
 
 
-def exact_log_likelihood(model, x):
+def exact_log_likelihood(model: keras.Model, x: ArrayLike) -> np.ndarray:
     """Exact log p(x) `[batch]` (float64) of a linear-Gaussian VAE.
 
     The model must have a `GaussianDecoder` with `hidden=()` and `skip=False` (an
@@ -71,7 +74,8 @@ def exact_log_likelihood(model, x):
     )
 
 
-def independent_bernoulli_log_likelihood(train_x, x, clip=1e-3):
+def independent_bernoulli_log_likelihood(train_x: ArrayLike, x: ArrayLike,
+                                         clip: float = 1e-3) -> np.ndarray:
     """log p(x) `[batch]` under independent per-pixel Bernoullis fitted to `train_x`.
 
     The trivial baseline a latent-variable model of binary data must beat: the pixel

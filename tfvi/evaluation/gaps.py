@@ -1,4 +1,5 @@
-"""Seed 001's evaluation table for any trained model (Ding & Freedman, Tables 1-4).
+"""The AIS gap table of Ding & Freedman, "Improving Importance Weighted Auto-Encoders with
+Annealed Importance Sampling" (Tables 1-4), for any trained model.
 
     NLL(test), NLL(train)    -log p(x) by AIS (`ais_log_likelihood`, Wu et al. protocol)
     NVLB(test), NVLB(train)  -L_5000, the IWAE bound with 5000 samples
@@ -10,21 +11,27 @@ All values are means over examples (nats). The returned dict carries the AIS pro
 so it can go to `metrics.json` unchanged.
 """
 
+from typing import Any
+
+import keras
 import numpy as np
+import tensorflow as tf
 
 from tfvi.evaluation.active_units import active_units
 from tfvi.evaluation.ais import ais_log_likelihood
 from tfvi.evaluation.likelihood import iwae_log_likelihood
 
-__all__ = ["seed001_table", "format_seed001_table", "SEED001_ROWS"]
+__all__ = ["ais_gap_table", "format_ais_gap_table", "AIS_GAP_ROWS"]
 
-SEED001_ROWS = ("nll_test", "nll_train", "nvlb_test", "nvlb_train", "var_gap", "gen_gap",
+AIS_GAP_ROWS = ("nll_test", "nll_train", "nvlb_test", "nvlb_train", "var_gap", "gen_gap",
                 "active_units")
 
 
-def seed001_table(model, x_test, x_train, *, iwae_samples=5000, max_examples=None,
-                  seed=0, verbose=0, strategy=None, iwae_batch_size=100, **ais_kwargs):
-    """Seed 001's rows for `model` (see the module docstring).
+def ais_gap_table(model: keras.Model, x_test: np.ndarray, x_train: np.ndarray, *,
+                  iwae_samples: int = 5000, max_examples: int | None = None, seed: int = 0,
+                  verbose: int = 0, strategy: tf.distribute.Strategy | None = None,
+                  iwae_batch_size: int = 100, **ais_kwargs: Any) -> dict[str, Any]:
+    """Ding & Freedman's table rows for `model` (see the module docstring).
 
     Args:
       model: a tfvi model with encoder/decoder/prior.
@@ -41,7 +48,7 @@ def seed001_table(model, x_test, x_train, *, iwae_samples=5000, max_examples=Non
         `num_temperatures=...`, ...).
 
     Returns:
-      dict with the rows of `SEED001_ROWS` (floats / int) and `protocol`.
+      dict with the rows of `AIS_GAP_ROWS` (floats / int) and `protocol`.
     """
     x_test, x_train = np.asarray(x_test, np.float32), np.asarray(x_train, np.float32)
     if max_examples is not None:
@@ -80,11 +87,11 @@ def seed001_table(model, x_test, x_train, *, iwae_samples=5000, max_examples=Non
     }
 
 
-def format_seed001_table(columns):
-    """A text table, rows as in seed 001, one column per `{name: seed001_table(...)}`."""
+def format_ais_gap_table(columns: dict[str, dict[str, Any]]) -> str:
+    """A text table, rows as in Ding & Freedman, one column per `{name: ais_gap_table(...)}`."""
     names = list(columns)
     lines = [f"{'':14s}" + "".join(f"{n:>14s}" for n in names)]
-    for row in SEED001_ROWS:
+    for row in AIS_GAP_ROWS:
         cells = []
         for n in names:
             v = columns[n][row]

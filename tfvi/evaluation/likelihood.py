@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvi.types import ArrayLike
+
 __all__ = ["iwae_log_likelihood"]
 
 
@@ -34,8 +36,10 @@ def _chunk_log_sum(model, stratified):
     return log_sum
 
 
-def iwae_log_likelihood(model, x, num_samples=5000, batch_size=100, y=None, seed=0,
-                        stratified=True, max_chunk_elements=50_000, verbose=0):
+def iwae_log_likelihood(model: keras.Model, x: ArrayLike, num_samples: int = 5000,
+                        batch_size: int = 100, y: ArrayLike | None = None, seed: int = 0,
+                        stratified: bool = True, max_chunk_elements: int = 50_000,
+                        verbose: int = 0) -> np.ndarray:
     """IWAE-`num_samples` estimate of log p(x) for each example, float64 `[N]`.
 
     Args:

@@ -5,13 +5,18 @@ is mu_k; decoding it gives p(x|mu_k), whose mode (Bernoulli: pixels with logit >
 or mean is the "template" image of that explanation of x.
 """
 
+from typing import Any
+
+import keras
 import numpy as np
 import tensorflow as tf
+
+from tfvi.types import ArrayLike
 
 __all__ = ["component_modes", "plot_component_modes"]
 
 
-def component_modes(model, x, kind="mode"):
+def component_modes(model: keras.Model, x: ArrayLike, kind: str = "mode") -> np.ndarray:
     """Decoded component modes.
 
     Args:
@@ -37,8 +42,10 @@ def component_modes(model, x, kind="mode"):
     return {"alpha": alpha.numpy(), "loc": loc.numpy(), "decoded": np.asarray(decoded)}
 
 
-def plot_component_modes(model, x, image_shape, targets=None, path=None, kind="mode",
-                         max_rows=8, title=None, targets_title="target"):
+def plot_component_modes(model: keras.Model, x: ArrayLike, image_shape: tuple[int, ...],
+                         targets: ArrayLike | None = None, path: str | None = None,
+                         kind: str = "mode", max_rows: int = 8, title: str | None = None,
+                         targets_title: str = "target") -> Any:
     """One row per example: the target image (if given, headed `targets_title`; C.7
     shows the input there), then the decoded mode (`kind="mode"`) or mean (C.7's
     "decoder means") of each component titled with its weight alpha_k (C.3/C.7),

@@ -12,9 +12,13 @@ in nats. Vectorised with scipy's cKDTree (one k-NN query, two ball-count queries
 MIM's reference code loops over points in Python.
 """
 
+import keras
 import numpy as np
+import tensorflow as tf
 from scipy.spatial import cKDTree
 from scipy.special import digamma
+
+from tfvi.types import ArrayLike
 
 __all__ = ["ksg_mutual_information", "encoder_mutual_information"]
 
@@ -28,7 +32,8 @@ def _as_2d(name, a):
     return a
 
 
-def ksg_mutual_information(x, z, k=5, max_points=3000, seed=0, noise=1e-10):
+def ksg_mutual_information(x: ArrayLike, z: ArrayLike, k: int = 5, max_points: int = 3000,
+                           seed: int = 0, noise: float = 1e-10) -> float:
     """KSG estimate (estimator 1, max-norm) of I(x; z) in nats.
 
     Args:
@@ -74,7 +79,7 @@ def ksg_mutual_information(x, z, k=5, max_points=3000, seed=0, noise=1e-10):
     return float(digamma(k) + digamma(n) - np.mean(digamma(n_x) + digamma(n_z)))
 
 
-def encoder_mutual_information(model, x, seed=0):
+def encoder_mutual_information(model: keras.Model, x: ArrayLike, seed: int = 0) -> float:
     """I_q(x; z) of the encoding distribution with x uniform over the given points,
     in nats (the MI of seed 003's encoding joint P(x) q(z|x), P(x) the empirical
     distribution of `x`):

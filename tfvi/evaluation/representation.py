@@ -3,10 +3,16 @@ k-nearest-neighbour classification accuracy, reconstruction RMSE, and k-means
 cluster purity / normalised mutual information, all with scikit-learn.
 """
 
+from typing import Sequence
+
+import keras
 import numpy as np
+import tensorflow as tf
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.neighbors import KNeighborsClassifier
+
+from tfvi.types import ArrayLike
 
 __all__ = ["knn_accuracy", "reconstruction_rmse", "cluster_scores", "latent_codes",
            "reconstructions", "representation_metrics"]
@@ -24,7 +30,8 @@ def _check_pairs(name_z, z, name_y, y):
     return z, y
 
 
-def knn_accuracy(z_train, y_train, z_test, y_test, k=5):
+def knn_accuracy(z_train: ArrayLike, y_train: ArrayLike, z_test: ArrayLike,
+                 y_test: ArrayLike, k: int | Sequence[int] = 5) -> float | dict[int, float]:
     """Test accuracy of a k-NN classifier (Euclidean) fitted on the training codes.
 
     Args:
@@ -54,7 +61,7 @@ def knn_accuracy(z_train, y_train, z_test, y_test, k=5):
     return scores[int(k)] if scalar else scores
 
 
-def reconstruction_rmse(x, x_reconstructed):
+def reconstruction_rmse(x: ArrayLike, x_reconstructed: ArrayLike) -> float:
     """Root-mean-squared error over all examples and dimensions (seed 003 Fig. 2c):
     sqrt(mean_{i,j} (x_ij - x'_ij)^2)."""
     x = np.asarray(x, dtype=np.float64)
@@ -66,7 +73,8 @@ def reconstruction_rmse(x, x_reconstructed):
     return float(np.sqrt(np.mean((x - x_reconstructed) ** 2)))
 
 
-def cluster_scores(z, labels, num_clusters=None, seed=0):
+def cluster_scores(z: ArrayLike, labels: ArrayLike, num_clusters: int | None = None,
+                   seed: int = 0) -> dict[str, float]:
     """k-means on the codes, scored against the labels.
 
     Returns `{"purity": ..., "nmi": ...}`: purity is the fraction of points whose
@@ -90,7 +98,8 @@ def cluster_scores(z, labels, num_clusters=None, seed=0):
             "nmi": float(normalized_mutual_info_score(labels, assignment))}
 
 
-def latent_codes(model, x, batch_size=1000, sample=False, seed=0):
+def latent_codes(model: keras.Model, x: ArrayLike, batch_size: int = 1000,
+                 sample: bool = False, seed: int = 0) -> np.ndarray:
     """Codes of `x` under a tfvi model's encoder: the posterior mean (default; a flow
     posterior, which has no analytic mean, gives its `point_estimate` as the model's
     `call` does) or one sample z ~ q(z|x) (what KSG MI is computed on), as a numpy

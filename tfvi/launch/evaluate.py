@@ -231,7 +231,7 @@ def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
     x_test = prepared.eval_splits["test"][0]
     x_train = prepared.eval_splits["train"][0]
     seed = int(train_flags.seed)
-    table = evaluation.seed001_table(model, x_test, x_train, iwae_samples=f.num_samples,
+    table = evaluation.ais_gap_table(model, x_test, x_train, iwae_samples=f.num_samples,
                                      max_examples=max_examples, seed=seed,
                                      verbose=f.verbose, preset="wu", strategy=strategy,
                                      iwae_batch_size=f.batch_size,
@@ -339,7 +339,7 @@ def evaluate(f):
         "seconds": time.time() - start,
     }
     if ais_table is not None:
-        out["seed001_table"] = ais_table
+        out["ais_gap_table"] = ais_table
     if strategy is not None:
         out["settings"]["strategy"] = f.strategy
         out["settings"]["num_replicas"] = int(strategy.num_replicas_in_sync)
@@ -359,13 +359,13 @@ def evaluate(f):
         for name, value in results.items():
             print(f"{name:<32}{value:>12.4f}")
         if ais_table is not None:
-            from tfvi.evaluation import format_seed001_table
+            from tfvi.evaluation import format_ais_gap_table
 
             print(f"{PROG}: seed 001 table (AIS {ais['num_chains']} chains x "
                   f"{ais['num_temperatures']} {ais['schedule']} temperatures x "
                   f"{ais['num_leapfrog_steps']} leapfrog steps; NVLB = -IWAE-"
                   f"{f.num_samples})")
-            print(format_seed001_table({"model": ais_table}))
+            print(format_ais_gap_table({"model": ais_table}))
         print(f"{PROG}: wrote {output}")
     return out
 

@@ -33,6 +33,8 @@ strategy-aware loss scaling, XLA default in `compile`, serialisation): mixture
 encoders are handled through stratified samples exactly as in the VAE.
 """
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -88,9 +90,12 @@ class MIM(VAE):
     warm-up A-MIM collapses (`benchmarks/mim_collapse.py`).
     """
 
-    def __init__(self, encoder, decoder, prior=None, symmetric=True, data_prior=None,
-                 latent_anchor=None, decoder_weight=_FULL_DECODER_WEIGHT, input_dim=None,
-                 seed=None, **kwargs):
+    def __init__(self, encoder: keras.layers.Layer, decoder: keras.layers.Layer,
+                 prior: keras.layers.Layer | None = None, symmetric: bool = True,
+                 data_prior: keras.layers.Layer | None = None,
+                 latent_anchor: keras.layers.Layer | None = None,
+                 decoder_weight: float = _FULL_DECODER_WEIGHT, input_dim: int | None = None,
+                 seed: int | None = None, **kwargs: Any) -> None:
         for key in ("objective", "samples", "beta", "stl", "objective_options",
                     "gradient_estimator"):
             kwargs.pop(key, None)
@@ -310,7 +315,8 @@ class DecoderWeightWarmup(keras.callbacks.Callback):
             logs["decoder_weight"] = float(self.model.decoder_weight.numpy())
 
 
-def mim_callbacks(warmup_epochs, monitor="val_loss"):
+def mim_callbacks(warmup_epochs: int,
+                  monitor: str = "val_loss") -> list[keras.callbacks.Callback]:
     """Section 5's schedule: the decoder-weight warm-up and early stopping on the
     validation MIM loss with patience equal to the warm-up length, counted from the
     end of the warm-up, restoring the best weights. Pass `validation_data` to `fit`

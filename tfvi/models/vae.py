@@ -17,6 +17,8 @@ Data: `fit` takes `x` (the encoder's input is also the target) or `(x, y)` pairs
 (the encoder sees `x`, the likelihood scores `y`: single-column views, labels).
 """
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -95,9 +97,13 @@ class VAE(keras.Model):
     the beta = 1 ELBO is always `reconstruction - kl`.
     """
 
-    def __init__(self, encoder, decoder, prior=None, objective="elbo", samples=1,
-                 beta=1.0, stl=False, input_dim=None, seed=None, objective_options=None,
-                 gradient_estimator="reparam", qz_regularizer=0.0, **kwargs):
+    def __init__(self, encoder: keras.layers.Layer, decoder: keras.layers.Layer,
+                 prior: keras.layers.Layer | None = None, objective: str = "elbo",
+                 samples: int = 1, beta: float = 1.0, stl: bool = False,
+                 input_dim: int | None = None, seed: int | None = None,
+                 objective_options: dict[str, Any] | None = None,
+                 gradient_estimator: str = "reparam", qz_regularizer: float = 0.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)

@@ -16,6 +16,8 @@ component, and `tfvi.evaluation.posterior_predictive(model, x, 10_000)` is the
 paper's evaluation.
 """
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -45,8 +47,10 @@ class VIBClassifier(VAE):
     `fit` takes `(x, labels)` with integer labels `[batch]`.
     """
 
-    def __init__(self, encoder, classifier, prior=None, objective="elbo", samples=1,
-                 beta=0.05, predict_samples=100, **kwargs):
+    def __init__(self, encoder: keras.layers.Layer, classifier: keras.layers.Layer,
+                 prior: keras.layers.Layer | None = None, objective: str = "elbo",
+                 samples: int = 1, beta: float = 0.05, predict_samples: int = 100,
+                 **kwargs: Any) -> None:
         kwargs.pop("decoder", None)
         if isinstance(predict_samples, bool) or not isinstance(predict_samples, int) \
                 or predict_samples <= 0:
