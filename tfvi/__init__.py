@@ -19,3 +19,6 @@ __version__ = "0.1.0"
 __all__ = ["bounds", "data", "distributions", "evaluation", "layers", "models", "priors"]
 __all__ += ["mcmc"]
 from tfvi import burn_in, estimators  # noqa: E402  (seed 000: B.3 burn-in, gradient estimators)
+from tfvi.training.workdir import load_workdir  # noqa: E402  (a tfvi-train workdir's model)
+
+__all__ += ["load_workdir"]
