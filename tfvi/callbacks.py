@@ -20,6 +20,7 @@ import math
 import os
 import re
 import shutil
+import sys
 
 import keras
 import numpy as np
@@ -79,7 +80,8 @@ class CheckpointManager:
         with atomic.directory(final, "checkpoint", epoch) as tmp:
             model.save_weights(os.path.join(tmp, "model.weights.h5"))
             faults.point("checkpoint.weights_written", epoch)
-            state = atomic.json_safe(dict(state, epoch=int(epoch)))
+            state = atomic.json_safe(dict(state, epoch=int(epoch),
+                                          unsaved_variables=unsaved_variables(model)))
             with open(os.path.join(tmp, "state.json"), "w") as f:
                 json.dump(state, f, allow_nan=False)
                 f.flush()
@@ -104,7 +106,21 @@ class CheckpointManager:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(os.path.join(path, "model.weights.h5"))
         with open(os.path.join(path, "state.json")) as f:
-            return json.load(f)
+            state = json.load(f)
+        saved = state.get("unsaved_variables") or {}
+        for v in model.variables:
+            if v.path in saved:
+                v.assign(np.asarray(saved[v.path], dtype=v.dtype))
+        return state
+
+
+def unsaved_variables(model):
+    """`{path: value}` of the model's variables that `save_weights` leaves out (the
+    sampling `SeedGenerator` states): kept in `state.json` so a resumed run draws the
+    same noise as an uninterrupted one."""
+    weights = {id(v) for v in model.weights}
+    return {v.path: np.asarray(keras.ops.convert_to_numpy(v)).tolist()
+            for v in model.variables if id(v) not in weights}
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -144,7 +160,9 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class NaNGuard(keras.callbacks.Callback):
-    """Stops training with `NonFiniteLossError` at the first non-finite loss.
+    """Stops training with `NonFiniteLossError` at the first non-finite loss, and
+    prints one warning line the first time a finite loss exceeds
+    `DIVERGENCE_THRESHOLD` in magnitude (divergence before overflow).
 
     The message gives the epoch, the step within it and the global step, which
     logged quantities are non-finite, which weights (if any) are, and the learning
@@ -152,9 +170,12 @@ class NaNGuard(keras.callbacks.Callback):
     without re-running.
     """
 
+    DIVERGENCE_THRESHOLD = 1e8
+
     def __init__(self):
         super().__init__()
         self._epoch = 0
+        self._warned = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -162,7 +183,15 @@ class NaNGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         loss = logs.get("loss")
-        if loss is None or math.isfinite(float(loss)):
+        if loss is None:
+            return
+        if math.isfinite(float(loss)):
+            if abs(float(loss)) > self.DIVERGENCE_THRESHOLD and not self._warned:
+                self._warned = True  # one line, once: finite but diverging
+                print(f"tfvi: warning: the loss reached {float(loss):.3g} at epoch "
+                      f"{self._epoch + 1}, step {batch + 1} (|loss| > "
+                      f"{self.DIVERGENCE_THRESHOLD:g}): training is diverging; try a "
+                      "smaller --learning_rate.", file=sys.stderr)
             return
         bad_logs = sorted(k for k, v in logs.items() if not math.isfinite(float(v)))
         bad_weights = [v.path for v in self.model.weights

@@ -7,6 +7,10 @@
 * `TFVI_FAULT_RAISE_AT=<name>:<kind>` with kind `enospc` (an `OSError(ENOSPC)`) or
   `interrupt` (a `KeyboardInterrupt`, as Ctrl-C raises),
 
+and `TFVI_FAULT_WAIT_AT=<name>:<file>` to make the process create `<file>.reached`
+there and wait until `<file>` exists (a test then acts on a live run at a known
+instant: a second run, `--overwrite`, SIGINT),
+
 so a fault lands at the same instant on any machine, with no timing-dependent sleeps.
 A name may carry `@<epoch>` (`checkpoint.before_rename@3`): the point then fires only
 when the launcher passes that epoch. Without these variables `point` does nothing.
@@ -15,11 +19,13 @@ when the launcher passes that epoch. Without these variables `point` does nothin
 import errno
 import os
 import signal
+import time
 
-__all__ = ["point", "KILL_ENV", "RAISE_ENV"]
+__all__ = ["point", "KILL_ENV", "RAISE_ENV", "WAIT_ENV"]
 
 KILL_ENV = "TFVI_FAULT_KILL_AT"
 RAISE_ENV = "TFVI_FAULT_RAISE_AT"
+WAIT_ENV = "TFVI_FAULT_WAIT_AT"
 
 
 def _matches(wanted, name, epoch):
@@ -42,3 +48,12 @@ def point(name, epoch=None, path=None):
                 raise KeyboardInterrupt
             if kind == "enospc":
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    spec = os.environ.get(WAIT_ENV)
+    if spec and ":" in spec:
+        wanted, release = spec.split(":", 1)
+        if _matches(wanted, name, epoch):
+            with open(release + ".reached", "w") as f:
+                f.write(str(os.getpid()))
+            deadline = time.monotonic() + 600
+            while not os.path.exists(release) and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling a file: no machine-speed assumption
