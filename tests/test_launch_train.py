@@ -3,6 +3,7 @@ SIGKILL, one-line errors for bad flags."""
 
 import glob
 import json
+import math
 import os
 import signal
 import subprocess
@@ -90,6 +91,7 @@ def test_workdir_has_every_item(killed_and_resumed):
     assert metrics["versions"]["tensorflow"].startswith("2.")
     assert metrics["flags"]["epochs"] == 12 and metrics["flags"]["workdir"] == w
     assert metrics["wall_time_seconds"]["train"] > 0
+    assert os.path.exists(os.path.join(w, "model.keras")) and metrics["run_complete"]
     assert sorted(os.listdir(os.path.join(w, "plots"))) == [
         "component_modes.png", "latent.png", "posterior_density.png", "reconstructions.png",
         "samples.png", "training_curves.png"]  # smoke: a 2-component mixture posterior
@@ -108,8 +110,15 @@ def test_resumed_run_matches_an_uninterrupted_one(killed_and_resumed, tmp_path, 
                             "--noexport", "--noplots"))
     assert "Epoch 12/12" in capsys.readouterr().out  # Keras progress bar by default
     resumed = json.load(open(os.path.join(killed_and_resumed["workdir"], "metrics.json")))
+    # Resume is exact (docs/reliability.md): state.json holds the sampling seed state
+    # and the resumed run skips the seeded batch stream to its epoch, so the killed and
+    # resumed run saw the same batches and noise as this one. 1e-6 relative allows
+    # only float rounding (observed: bitwise equal); any lost or repeated step moves
+    # the loss by ~0.1 nats.
+    assert metrics["history"] == resumed["history"]
     for split in ("train", "test"):
-        assert abs(metrics[split]["nll"] - resumed[split]["nll"]) < 1.5
+        for key in ("nll", "elbo", "loss"):
+            assert math.isclose(metrics[split][key], resumed[split][key], rel_tol=1e-6)
     first_loss = metrics["history"]["loss"][0]
     assert resumed["test"]["nll"] < first_loss  # both trained
 

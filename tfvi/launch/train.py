@@ -55,7 +55,7 @@ from absl import app, flags  # noqa: E402
 
 from tfvi.launch import families  # noqa: E402
 from tfvi.launch import flags as tfvi_flags  # noqa: E402
-from tfvi.training import atomic, outputs  # noqa: E402
+from tfvi.training import atomic, faults, outputs  # noqa: E402
 from tfvi.training.outputs import evaluate_splits, versions  # noqa: E402,F401
 from tfvi.training import lock as lock_lib  # noqa: E402
 from tfvi.training import workdir as workdir_lib  # noqa: E402
@@ -79,50 +79,18 @@ def _error(message, status=2):
 
 
 # ---------------------------------------------------------------- workdir
-def _entries(workdir):
-    """The workdir's entries other than our lock and temporaries (a run killed before
-    it wrote flags.json leaves only those)."""
-    if not os.path.isdir(workdir):
-        return []
-    return [n for n in os.listdir(workdir)
-            if n != lock_lib.LOCK_NAME and not n.startswith(atomic.TMP_PREFIX)]
-
-
 def check_workdir(workdir, wanted, overwrite):
     """Refuses a workdir written with different flags (unless overwrite); returns
-    True when it is a workdir of this same run (resume)."""
-    flags_path = os.path.join(workdir, "flags.json")
-    if not _entries(workdir):
-        return False
-    if not os.path.exists(flags_path):
-        raise LaunchError(f"--workdir={workdir} exists, is not empty and is not a tfvi "
-                          "workdir (no flags.json); choose another --workdir.")
+    True when it is a workdir of this same run (resume). See
+    `tfvi.training.workdir.check_workdir`."""
     try:
-        previous = workdir_lib.read_json(flags_path)
+        return workdir_lib.check_workdir(
+            workdir, wanted, overwrite, present=lambda k: k in FLAGS and FLAGS[k].present,
+            defined=lambda k: k in FLAGS)
     except workdir_lib.WorkdirError as err:
-        raise RunError(f"{err}: the workdir's defining file is damaged; restore it, or "
-                       "pass --overwrite to start this workdir afresh.") from None
-    # A flag the stored run did not have and this command leaves at its default (a flag
-    # added since, or tfvi-eval's flags when both launchers share one process) changes
-    # nothing about the run.
-    wanted = {k: v for k, v in wanted.items()
-              if k in previous or (k in FLAGS and FLAGS[k].present)}
-    if previous == wanted:
-        return True
-    if overwrite:  # everything but the lock this process holds
-        for name in os.listdir(workdir):
-            if name != lock_lib.LOCK_NAME:
-                path = os.path.join(workdir, name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
-                else:
-                    os.remove(path)
-        return False
-    changed = sorted(set(previous) | set(wanted))
-    diffs = [f"--{k}: {previous.get(k)!r} -> {wanted.get(k)!r}" for k in changed
-             if previous.get(k) != wanted.get(k)]
-    raise LaunchError(f"--workdir={workdir} was written with different flags "
-                      f"({'; '.join(diffs[:6])}); use another --workdir or pass --overwrite.")
+        raise RunError(str(err)) from None
+    except ValueError as err:
+        raise LaunchError(str(err)) from None
 
 
 # ---------------------------------------------------------------- evaluation
@@ -275,7 +243,8 @@ def train(f):
     # Everything above only reads; from here on the workdir is written, under its lock.
     wanted = tfvi_flags.flag_dict(f)
     wanted.pop("reevaluate", None)  # run control (defined here, not in flags.py)
-    if _entries(f.workdir) and not os.path.exists(os.path.join(f.workdir, "flags.json")):
+    if workdir_lib.entries(f.workdir) and not os.path.exists(
+            os.path.join(f.workdir, "flags.json")):
         check_workdir(f.workdir, wanted, f.overwrite)  # raises: not a tfvi workdir
     os.makedirs(f.workdir, exist_ok=True)
     lock = lock_lib.WorkdirLock(f.workdir)
@@ -319,7 +288,11 @@ def _train_locked(f, wanted, start, model, prepared, family, scope, steps):
             previous = workdir_lib.read_json(metrics_path)
         except workdir_lib.WorkdirError as err:
             _say(f"{err}; recomputing it (the checkpoints are intact)")
-        else:
+            previous = {}
+        if previous.get("run_complete", True) is False:
+            _say("the previous run stopped while writing its outputs; writing them again "
+                 "from the newest valid checkpoint")
+        elif previous:
             _say(f"{f.workdir} is finished ({previous.get('epochs_trained', '?')} epochs, "
                  "metrics.json); left unchanged. Pass --reevaluate to recompute and "
                  "rewrite its outputs.")
@@ -355,31 +328,36 @@ def _train_locked(f, wanted, start, model, prepared, family, scope, steps):
             ckpt.extra_state["train_seconds"] = previous_train_seconds + time.time() - fit_start
 
     ckpt = tfvi_callbacks.CheckpointCallback(manager, history)
-    cbs = [tfvi_callbacks.NaNGuard(), _Timing(), ckpt,
-           tfvi_callbacks.TensorBoardScalars(os.path.join(f.workdir, "tensorboard"))]
-    if any(os.environ.get(v) for v in ("TFVI_FAULT_KILL_AT", "TFVI_FAULT_RAISE_AT")):
-        cbs.append(tfvi_callbacks.FaultPoints())
-    bundle = prepared.bundle
-    x_test, y_test, _ = prepared.eval_splits["test"]
-    if bundle.image_shape is not None and prepared.target != "label":
-        cbs.append(tfvi_callbacks.ImageSummaries(
-            os.path.join(f.workdir, "tensorboard", "images"), x_test,
-            x_test if y_test is None else y_test, bundle.image_shape, seed=f.seed))
-    if f.early_stopping_patience:
-        cbs.append(keras.callbacks.EarlyStopping(patience=f.early_stopping_patience,
-                                                 restore_best_weights=True))
-    if family.callbacks is not None:
-        cbs = list(family.callbacks(model, prepared, f)) + cbs
-    if f.strategy == "multi_worker":
-        from tfvi.distribute import PeerWatchdog
 
-        # A dead peer normally surfaces as UnavailableError (caught below); this is
-        # the backstop if the collective hangs instead.
-        cbs.append(PeerWatchdog(f.worker_timeout_seconds + 30.0))
+    def fit_callbacks():  # created only when training runs: TensorBoard writers make files
+        cbs = [tfvi_callbacks.NaNGuard(), _Timing(), ckpt,
+               tfvi_callbacks.TensorBoardScalars(os.path.join(f.workdir, "tensorboard"))]
+        if any(os.environ.get(v) for v in (faults.KILL_ENV, faults.RAISE_ENV, faults.WAIT_ENV)):
+            cbs.append(tfvi_callbacks.FaultPoints())
+        bundle = prepared.bundle
+        x_test, y_test, _ = prepared.eval_splits["test"]
+        if bundle.image_shape is not None and prepared.target != "label":
+            cbs.append(tfvi_callbacks.ImageSummaries(
+                os.path.join(f.workdir, "tensorboard", "images"), x_test,
+                x_test if y_test is None else y_test, bundle.image_shape, seed=f.seed))
+        if f.early_stopping_patience:
+            cbs.append(keras.callbacks.EarlyStopping(patience=f.early_stopping_patience,
+                                                     restore_best_weights=True))
+        if family.callbacks is not None:
+            cbs = list(family.callbacks(model, prepared, f)) + cbs
+        if f.strategy == "multi_worker":
+            from tfvi.distribute import PeerWatchdog
+
+            # A dead peer normally surfaces as UnavailableError (caught below); this is
+            # the backstop if the collective hangs instead.
+            cbs.append(PeerWatchdog(f.worker_timeout_seconds + 30.0))
+        return cbs
+
     if initial_epoch < f.epochs:
         try:
             model.fit(train_ds, epochs=f.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=steps, validation_data=val_ds, callbacks=cbs,
+                      steps_per_epoch=steps, validation_data=val_ds,
+                      callbacks=fit_callbacks(),
                       verbose=f.verbose, shuffle=False)
         except tfvi_callbacks.NonFiniteLossError as err:
             raise RunError(f"training stopped: {err}") from None

@@ -103,6 +103,7 @@ def write_outputs(f, model, prepared, family, history, train_seconds, start, wri
     metrics["versions"] = versions()
     metrics["flags"] = tfvi_flags.flag_dict(f, include_run_control=True)
     metrics["plots"] = []
+    metrics["run_complete"] = False  # True once every output below is written
     metrics["wall_time_seconds"] = {"train": train_seconds,
                                     "evaluation": time.time() - eval_start,
                                     "this_invocation": time.time() - start}
@@ -136,6 +137,7 @@ def write_outputs(f, model, prepared, family, history, train_seconds, start, wri
             written.append("export/")
     metrics["wall_time_seconds"].update(optional_steps=time.time() - optional_start,
                                         this_invocation=time.time() - start)
+    metrics["run_complete"] = True
     atomic.write_json(metrics_path, metrics, "metrics")
     if f.verbose:
         print(summary_table(metrics, f.eval_iwae_samples))

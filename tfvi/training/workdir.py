@@ -11,10 +11,14 @@ replaced by the next save of that epoch) and named in one line with the reason.
 import errno
 import json
 import os
+import shutil
 
 import numpy as np
 
-__all__ = ["CheckpointRejected", "WorkdirError", "check_workdir_path", "data_spec",
+from tfvi.training.atomic import TMP_PREFIX
+from tfvi.training.lock import LOCK_NAME
+
+__all__ = ["CheckpointRejected", "WorkdirError", "check_workdir", "check_workdir_path", "data_spec", "entries",
            "load_workdir", "read_json", "restore_newest_valid", "weights_finite"]
 
 MODEL_FILE = "model.keras"
@@ -48,6 +52,58 @@ def check_workdir_path(workdir, flag="--workdir"):
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(f"{flag}={workdir}: {probe} is not writable by this user "
                          f"({os.strerror(errno.EACCES)}); choose another directory.")
+
+
+def entries(workdir):
+    """The workdir's entries other than our lock and temporaries (a run killed before
+    it wrote flags.json leaves only those)."""
+    if not os.path.isdir(workdir):
+        return []
+    return [n for n in os.listdir(workdir)
+            if n != LOCK_NAME and not n.startswith(TMP_PREFIX)]
+
+
+def check_workdir(workdir, wanted, overwrite, present, defined):
+    """Refuses a workdir written with different flags (`ValueError`, one line) unless
+    `overwrite` (then empties it, keeping the lock file); returns True when it is a
+    workdir of this same run (resume). `present(name)`: the flag was given on the
+    command line; `defined(name)`: this process defines it. A damaged flags.json is
+    a `WorkdirError`."""
+    flags_path = os.path.join(workdir, "flags.json")
+    if not entries(workdir):
+        return False
+    if not os.path.exists(flags_path):
+        raise ValueError(f"--workdir={workdir} exists, is not empty and is not a tfvi "
+                          "workdir (no flags.json); choose another --workdir.")
+    try:
+        previous = read_json(flags_path)
+    except WorkdirError as err:
+        raise WorkdirError(f"{err}: the workdir's defining file is damaged; restore it, "
+                           "or pass --overwrite to start this workdir afresh.") from None
+    # A flag the stored run did not have and this command leaves at its default (a flag
+    # added since, or tfvi-eval's flags when both launchers share one process) changes
+    # nothing about the run.
+    wanted = {k: v for k, v in wanted.items()
+              if k in previous or present(k)}
+    # Likewise a stored flag this process does not define (tfvi-eval's, stored by a
+    # run in a process that had both launchers; a flag removed since).
+    previous = {k: v for k, v in previous.items() if k in wanted or defined(k)}
+    if previous == wanted:
+        return True
+    if overwrite:  # everything but the lock this process holds
+        for name in os.listdir(workdir):
+            if name != LOCK_NAME:
+                path = os.path.join(workdir, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+        return False
+    changed = sorted(set(previous) | set(wanted))
+    diffs = [f"--{k}: {previous.get(k)!r} -> {wanted.get(k)!r}" for k in changed
+             if previous.get(k) != wanted.get(k)]
+    raise ValueError(f"--workdir={workdir} was written with different flags "
+                      f"({'; '.join(diffs[:6])}); use another --workdir or pass --overwrite.")
 
 
 def read_json(path, kind=dict):
