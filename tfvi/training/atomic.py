@@ -58,6 +58,11 @@ def umask_mode(is_dir):
     return (0o777 if is_dir else 0o666) & ~mask
 
 
+def _is_disk_full(err):
+    return getattr(err, "errno", None) == errno.ENOSPC or (
+        os.strerror(errno.ENOSPC) in str(err))
+
+
 def _fsync_dir(path):
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -119,8 +124,8 @@ def write_with(path, writer, fault_name="file"):
             writer(tmp)
             os.chmod(tmp, umask_mode(False))
             faults.point(f"{fault_name}.before_rename", path=path)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
+        except Exception as err:  # Keras/zipfile/h5py may wrap ENOSPC
+            if _is_disk_full(err):
                 raise DiskFullError(path, _tree_size(tmp)) from None
             raise
         os.replace(tmp, path)
@@ -189,8 +194,8 @@ def directory(path, fault_name="directory", epoch=None):
             yield tmp
             _make_readable(tmp)
             faults.point(f"{fault_name}.before_rename", epoch, path)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
+        except Exception as err:  # TensorFlow reports ENOSPC as its own error types
+            if _is_disk_full(err):
                 raise DiskFullError(path, _tree_size(tmp)) from None
             raise
         if os.path.exists(path):
