@@ -21,3 +21,6 @@ __all__ = ["__version__", "bounds", "data", "distributions", "evaluation", "laye
            "priors"]
 __all__ += ["mcmc"]
 from tfvi import burn_in, estimators  # noqa: E402  (seed 000: B.3 burn-in, gradient estimators)
+from tfvi.training.workdir import load_workdir  # noqa: E402  (a tfvi-train workdir's model)
+
+__all__ += ["load_workdir"]

@@ -7,7 +7,12 @@ them) and `state.json` (epoch, global step, the per-epoch history). It is writte
 into `checkpoints/.tmp-*` first and renamed into place, and `os.rename` of a
 directory is atomic on POSIX: a process killed at any instant leaves either the
 previous set of checkpoints or the new complete one, never a half-written one;
-leftover temporary directories are removed at the next start.
+leftover temporary directories are removed at the next start (by the writer holding
+the workdir lock). `tfvi.training.workdir.restore_newest_valid` falls back to an
+older checkpoint when the newest one is corrupt.
+
+`FaultPoints` exposes every training batch as a `tfvi.training.faults` point
+(`train_batch@<epoch>.<step>`) for the fault-injection tests.
 """
 
 import json
@@ -15,56 +20,31 @@ import math
 import os
 import re
 import shutil
-import tempfile
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["CheckpointManager", "CheckpointCallback", "NaNGuard", "NonFiniteLossError",
-           "ImageSummaries", "TensorBoardScalars", "write_hparams", "write_images",
-           "write_json_atomic", "write_scalar", "write_text_atomic"]
+from tfvi.training import atomic, faults
+
+__all__ = ["CheckpointManager", "CheckpointCallback", "FaultPoints", "NaNGuard",
+           "NonFiniteLossError", "ImageSummaries", "TensorBoardScalars", "write_hparams",
+           "write_images", "write_json_atomic", "write_scalar", "write_text_atomic"]
 
 _CKPT = re.compile(r"^epoch-(\d+)$")
 
 
 def write_json_atomic(path, obj):
-    """Writes JSON to `path` via a temporary file and `os.replace`."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    """Strict JSON (NaN/inf -> null, see `tfvi.training.atomic.write_json`) written
+    via a temporary file and `os.replace`."""
+    atomic.write_json(path, obj)
 
 
 def write_text_atomic(path, text):
-    """Writes `text` to `path` via a temporary file in the same directory and
-    `os.replace`: a reader sees the old file or the complete new one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "numpy"):
-        return np.asarray(value.numpy()).tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Writes `text` (UTF-8) to `path` atomically (`tfvi.training.atomic.write_bytes`):
+    a reader sees the old file or the complete new one."""
+    atomic.write_bytes(path, text.encode("utf-8"))
 
 
 class CheckpointManager:
@@ -75,18 +55,17 @@ class CheckpointManager:
       keep: how many of the newest checkpoints to keep.
     """
 
-    def __init__(self, directory, keep=2):
+    def __init__(self, directory, keep=2, sweep=True):
         self.directory = directory
         self.keep = int(keep)
-        os.makedirs(directory, exist_ok=True)
-        for name in os.listdir(directory):
-            if name.startswith(".tmp-"):
-                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        if sweep:  # only a writer holding the workdir lock may remove leftovers
+            os.makedirs(directory, exist_ok=True)
+            atomic.sweep(directory)
 
     def checkpoints(self):
         """Complete checkpoints as `[(epoch, path)]`, oldest first."""
         found = []
-        for name in os.listdir(self.directory):
+        for name in (os.listdir(self.directory) if os.path.isdir(self.directory) else []):
             m = _CKPT.match(name)
             path = os.path.join(self.directory, name)
             if m and os.path.exists(os.path.join(path, "state.json")):
@@ -102,25 +81,25 @@ class CheckpointManager:
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and not optimizer.built:
             optimizer.build(model.trainable_variables)  # so restore gets its slots
-        tmp = tempfile.mkdtemp(dir=self.directory, prefix=".tmp-")
-        model.save_weights(os.path.join(tmp, "model.weights.h5"))
-        state = dict(state, epoch=int(epoch))
-        with open(os.path.join(tmp, "state.json"), "w") as f:
-            json.dump(state, f, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
         final = os.path.join(self.directory, f"epoch-{epoch:05d}")
-        if os.path.exists(final):  # a re-run of the same epoch: replace it atomically
-            stale = tempfile.mkdtemp(dir=self.directory, prefix=".tmp-stale-")
-            os.rename(final, os.path.join(stale, "old"))
-            os.rename(tmp, final)
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-        _fsync_dir(self.directory)
+        # A re-run of the same epoch replaces it atomically.
+        with atomic.directory(final, "checkpoint", epoch) as tmp:
+            model.save_weights(os.path.join(tmp, "model.weights.h5"))
+            faults.point("checkpoint.weights_written", epoch)
+            state = atomic.json_safe(dict(state, epoch=int(epoch),
+                                          unsaved_variables=unsaved_variables(model)))
+            with open(os.path.join(tmp, "state.json"), "w") as f:
+                json.dump(state, f, allow_nan=False)
+                f.flush()
+                os.fsync(f.fileno())
+        faults.point("checkpoint.after_rename", epoch)
         for _, path in self.checkpoints()[:-self.keep]:
-            shutil.rmtree(path, ignore_errors=True)
+            # Renamed out of the epoch-* namespace first: a kill mid-removal leaves a
+            # .tmp-* (swept at the next start), never a half-deleted checkpoint.
+            doomed = os.path.join(self.directory, f"{atomic.TMP_PREFIX}old-"
+                                  f"{os.path.basename(path)}")
+            os.rename(path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
         return final
 
     def restore(self, model, path=None):
@@ -133,7 +112,21 @@ class CheckpointManager:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(os.path.join(path, "model.weights.h5"))
         with open(os.path.join(path, "state.json")) as f:
-            return json.load(f)
+            state = json.load(f)
+        saved = state.get("unsaved_variables") or {}
+        for v in model.variables:
+            if v.path in saved:
+                v.assign(np.asarray(saved[v.path], dtype=v.dtype))
+        return state
+
+
+def unsaved_variables(model):
+    """`{path: value}` of the model's variables that `save_weights` leaves out (the
+    sampling `SeedGenerator` states): kept in `state.json` so a resumed run draws the
+    same noise as an uninterrupted one."""
+    weights = {id(v) for v in model.weights}
+    return {v.path: np.asarray(keras.ops.convert_to_numpy(v)).tolist()
+            for v in model.variables if id(v) not in weights}
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -153,18 +146,9 @@ class CheckpointCallback(keras.callbacks.Callback):
                           dict(self.extra_state, global_step=step, history=self.history))
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN/inf; the message names the step and the cause."""
-
-
-class NaNGuard(keras.callbacks.Callback):
-    """Stops training with `NonFiniteLossError` at the first non-finite loss.
-
-    The message gives the epoch, the step within it and the global step, which
-    logged quantities are non-finite, which weights (if any) are, and the learning
-    rate, so the cause (a diverging likelihood scale, an exploding KL, ...) is visible
-    without re-running.
-    """
+class FaultPoints(keras.callbacks.Callback):
+    """Calls `tfvi.training.faults.point("train_batch", "<epoch>.<step>")` (1-based)
+    after every training batch; installed only when a fault variable is set."""
 
     def __init__(self):
         super().__init__()
@@ -174,9 +158,46 @@ class NaNGuard(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        faults.point("train_batch", f"{self._epoch + 1}.{batch + 1}")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf; the message names the step and the cause."""
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training with `NonFiniteLossError` at the first non-finite loss, and
+    prints one warning line the first time a finite loss exceeds
+    `DIVERGENCE_THRESHOLD` in magnitude (divergence before overflow).
+
+    The message gives the epoch, the step within it and the global step, which
+    logged quantities are non-finite, which weights (if any) are, and the learning
+    rate, so the cause (a diverging likelihood scale, an exploding KL, ...) is visible
+    without re-running.
+    """
+
+    DIVERGENCE_THRESHOLD = 1e8
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+        self._warned = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         loss = logs.get("loss")
-        if loss is None or math.isfinite(float(loss)):
+        if loss is None:
+            return
+        if math.isfinite(float(loss)):
+            if abs(float(loss)) > self.DIVERGENCE_THRESHOLD and not self._warned:
+                self._warned = True  # one line, once: finite but diverging
+                print(f"tfvi: warning: the loss reached {float(loss):.3g} at epoch "
+                      f"{self._epoch + 1}, step {batch + 1} (|loss| > "
+                      f"{self.DIVERGENCE_THRESHOLD:g}): training is diverging; try a "
+                      "smaller --learning_rate.", file=sys.stderr)
             return
         bad_logs = sorted(k for k, v in logs.items() if not math.isfinite(float(v)))
         bad_weights = [v.path for v in self.model.weights

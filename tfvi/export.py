@@ -21,6 +21,12 @@ would need TFP to load, see DESIGN.md):
   estimate with `num_samples` samples (stratified over mixture components, chunked
   in a `tf.while_loop`, log-sum-exp in float64), a fixed seed.
 
+Arguments are validated in the graph (`tf.debugging` asserts, an
+`InvalidArgumentError` whose message names the argument): `num_samples` in
+[1, `MAX_NUM_SAMPLES`], `n` in [0, `MAX_NUM_SAMPLES`], and, when exported with
+`validate_data=True` (the launcher's default), `x`/`y` finite and in the
+likelihood's support (`tfvi.data.validation.support_of`: Bernoulli in [0, 1], ...).
+
 When the likelihood scores a target other than the input (`--view=single_column`,
 `--target=label|same_class_random`), `elbo` and `log_likelihood` take `(x, y)`.
 `export/tfvi.json` records the shapes and the data flags the model was trained on.
@@ -29,16 +35,19 @@ When the likelihood scores a target other than the input (`--view=single_column`
 import json
 import math
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
 from tfvi import bounds
+from tfvi.data import validation
+from tfvi.training import atomic
 
-__all__ = ["ServingModule", "export_model", "ELBO_SAMPLES", "SIGNATURES"]
+__all__ = ["ServingModule", "export_model", "ELBO_SAMPLES", "MAX_NUM_SAMPLES", "SIGNATURES"]
 
 ELBO_SAMPLES = 16
+# Cap of `num_samples` (log_likelihood) and `n` (sample): 10^5 samples of a digits
+# model take about a minute per 100 examples on one CPU core; 10^9 would take days.
+MAX_NUM_SAMPLES = 100_000
 IWAE_CHUNK = 128
 SIGNATURES = ("encode", "decode", "sample", "prior_log_prob", "elbo", "log_likelihood")
 
@@ -50,11 +59,14 @@ class ServingModule(tf.Module):
       model: a model with `encoder`, `decoder`, `prior`, `log_weight_terms`.
       target_spec: `tf.TensorSpec` of the likelihood target when it is not the
         encoder input (else None).
+      validate_data: assert in the graph that scored data is finite and in the
+        likelihood's support.
     """
 
-    def __init__(self, model, target_spec=None):
+    def __init__(self, model, target_spec=None, validate_data=True):
         super().__init__(name="tfvi_serving")
         self.model = model
+        self.validate_data = bool(validate_data)
         input_dim = int(model.input_dim)
         latent_dim = int(model.latent_dim)
         x_spec = tf.TensorSpec([None, input_dim], tf.float32, name="x")
@@ -83,17 +95,43 @@ class ServingModule(tf.Module):
     def _decode(self, z):
         return dict(self.model.decoder.decoder_parameters(z))
 
+    def _checked_count(self, name, value, low):
+        with tf.control_dependencies([
+                tf.debugging.assert_greater_equal(
+                    value, low, message=f"`{name}` must be >= {low}"),
+                tf.debugging.assert_less_equal(
+                    value, MAX_NUM_SAMPLES,
+                    message=f"`{name}` must be <= MAX_NUM_SAMPLES = {MAX_NUM_SAMPLES}")]):
+            return tf.identity(value)
+
+    def _checked_data(self, x, y):
+        """`x` (and `y`) behind the support asserts when `validate_data`."""
+        if not self.validate_data:
+            return x, y
+        support = validation.support_of(self.model.decoder)
+        if y is None:
+            return validation.graph_checks("x", x, support), None
+        return (validation.graph_checks("x", x, validation.REALS),
+                validation.graph_checks("y", y, support))
+
     def _sample(self, n, seed):
+        n = self._checked_count("n", n, 0)
         seed_z, seed_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         z = self.model.prior().sample(n, seed=seed_z)
-        params = self.model.decoder.decoder_parameters(z)
-        x = self.model.decoder.distribution(params).sample(seed=seed_x)
+        decoder = self.model.decoder
+        params = decoder.decoder_parameters(z)
+        # A known likelihood (`KnownLikelihood`) has no parameters-to-distribution map:
+        # calling the layer gives p(x|z).
+        dist = decoder.distribution(params) if hasattr(decoder, "distribution") \
+            else decoder(z)
+        x = dist.sample(seed=seed_x)
         return dict(params, z=z, x=tf.cast(x, tf.float32))
 
     def _prior_log_prob(self, z):
         return {"log_prob": self.model.prior().log_prob(z)}
 
     def _elbo(self, x, y):
+        x, y = self._checked_data(x, y)
         terms = self.model.log_weight_terms(x, y, samples=ELBO_SAMPLES,
                                             seed=tf.constant([0, 0], tf.int32))
         log_w = bounds.log_weights(terms["log_likelihood"], terms["log_prior"],
@@ -101,6 +139,8 @@ class ServingModule(tf.Module):
         return {"elbo": bounds.selbo(log_w, terms["log_alpha"])}
 
     def _log_likelihood(self, x, y, num_samples):
+        num_samples = self._checked_count("num_samples", num_samples, 1)
+        x, y = self._checked_data(x, y)
         k = int(getattr(self.model, "num_components", 1))
         per = tf.maximum(num_samples // k, 1)
         chunk = tf.minimum(per, IWAE_CHUNK)
@@ -123,37 +163,31 @@ class ServingModule(tf.Module):
         return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
 
 
-def export_model(model, path, target_spec=None, metadata=None):
-    """Writes the SavedModel to `path` atomically (temporary dir, then rename).
+def export_model(model, path, target_spec=None, metadata=None, validate_data=True):
+    """Writes the SavedModel to `path` atomically (`tfvi.training.atomic.directory`:
+    a temporary sibling, then rename; removed on any error, Ctrl-C included).
 
     Args:
       model: the trained model.
       path: the export directory (replaced if it exists).
       target_spec: `tf.TensorSpec` of the target if it differs from the input.
       metadata: JSON-able dict stored in `path/tfvi.json` (with shapes added).
+      validate_data: in-graph finiteness and support asserts on scored data.
 
     Returns:
       the `ServingModule` that was saved (its functions are the in-memory reference).
     """
-    module = ServingModule(model, target_spec)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
-    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    module = ServingModule(model, target_spec, validate_data)
     meta = dict(metadata or {})
     meta.update(input_dim=int(model.input_dim), latent_dim=int(model.latent_dim),
                 num_components=int(getattr(model, "num_components", 1)),
                 signatures=list(SIGNATURES), has_target=module.has_target,
                 target_shape=None if target_spec is None else list(target_spec.shape),
                 target_dtype=None if target_spec is None else target_spec.dtype.name,
-                elbo_samples=ELBO_SAMPLES)
-    with open(os.path.join(tmp, "tfvi.json"), "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-    if os.path.exists(path):
-        stale = tempfile.mkdtemp(dir=parent, prefix=".tmp-stale-")
-        os.rename(path, os.path.join(stale, "old"))
-        os.rename(tmp, path)
-        shutil.rmtree(stale, ignore_errors=True)
-    else:
-        os.rename(tmp, path)
+                elbo_samples=ELBO_SAMPLES, max_num_samples=MAX_NUM_SAMPLES,
+                validate_data=module.validate_data)
+    with atomic.directory(path, "export") as tmp:
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        with open(os.path.join(tmp, "tfvi.json"), "w") as f:
+            json.dump(atomic.json_safe(meta), f, indent=2, sort_keys=True, allow_nan=False)
     return module

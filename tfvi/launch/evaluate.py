@@ -159,6 +159,51 @@ def resolve_export(path):
                      "export/ (train with --export).")
 
 
+def check_output(output):
+    """Refuses an `--output` that cannot be written or lies in a workdir a live
+    `tfvi-train` holds (`tfvi.training.lock`); writes nothing."""
+    from tfvi.training import lock
+
+    if os.path.isdir(output):
+        raise ValueError(f"--output={output} is a directory; accepted values: a file path "
+                         "(e.g. eval_test.json).")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise ValueError(f"--output={output}: the directory {parent} does not exist.")
+    owner = lock.holder(parent)
+    if owner:
+        raise RuntimeError(f"--output={output} lies in a workdir a live tfvi-train run holds "
+                           f"(pid {owner.get('pid', '?')} on host {owner.get('host', '?')}); "
+                           "wait for it to finish or pass another --output.")
+
+
+def load_export(export_dir):
+    """`(tfvi.json dict, loaded SavedModel)`; one `ValueError` naming the bad file."""
+    import tensorflow as tf
+
+    from tfvi.training.workdir import WorkdirError, read_json
+
+    meta_path = os.path.join(export_dir, "tfvi.json")
+    if not os.path.exists(meta_path):
+        raise ValueError(f"--path={export_dir}: {meta_path} is missing, so this SavedModel "
+                         "is not a tfvi export (re-export it with tfvi-train --reevaluate).")
+    try:
+        meta = read_json(meta_path)
+    except WorkdirError as err:
+        raise ValueError(f"--path={export_dir}: {err}.") from None
+    for key in ("input_dim", "has_target"):
+        if key not in meta:
+            raise ValueError(f"--path={export_dir}: {meta_path} has no {key!r}; it is not "
+                             "a tfvi export's metadata.")
+    try:
+        loaded = tf.saved_model.load(export_dir)
+    except Exception as err:  # noqa: BLE001 - protobuf/TF raise many types
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"--path={export_dir}: saved_model.pb does not load "
+                         f"({type(err).__name__}: {first}).") from None
+    return meta, loaded
+
+
 def ais_settings(f):
     """The AIS protocol from the flags, or None when AIS is off."""
     temperatures = f.ais_temperatures if f["ais_temperatures"].present else 0
@@ -203,7 +248,7 @@ def restore_model(workdir, prepared, strategy=None):
     if family is None:
         raise ValueError(f"{workdir}/flags.json has --model={train_flags.model}, which is "
                          "not registered here.")
-    manager = CheckpointManager(os.path.join(workdir, "checkpoints"))
+    manager = CheckpointManager(os.path.join(workdir, "checkpoints"), sweep=False)
     if manager.latest() is None:
         raise ValueError(f"AIS needs a checkpoint; {workdir}/checkpoints has none.")
     keras.utils.set_random_seed(train_flags.seed)
@@ -268,7 +313,17 @@ def evaluate(f):
         if getattr(f, name) < 1:
             raise ValueError(f"--{name}={getattr(f, name)} is not accepted; accepted values: "
                              "integers >= 1.")
+    if f.max_examples < 0:
+        raise ValueError(f"--max_examples={f.max_examples} is not accepted; accepted "
+                         "values: 0 (all) or positive integers.")
+    from tfvi.export import MAX_NUM_SAMPLES
+
+    if f.num_samples > MAX_NUM_SAMPLES:
+        raise ValueError(f"--num_samples={f.num_samples} is not accepted; accepted values: "
+                         f"integers in [1, {MAX_NUM_SAMPLES}] (the export's cap).")
     export_dir, workdir = resolve_export(f.path)
+    output = f.output or os.path.join(workdir or export_dir, f"eval_{f.split}.json")
+    check_output(output)
     ais = ais_settings(f)
     if ais and workdir is None:
         raise ValueError(f"--ais_temperatures={ais['num_temperatures']}: AIS needs the live "
@@ -286,10 +341,8 @@ def evaluate(f):
         # Before any other TensorFlow op (multi_worker configures the runtime).
         strategy = distribute.create_strategy(f.strategy,
                                               timeout_seconds=f.worker_timeout_seconds)
-    with open(os.path.join(export_dir, "tfvi.json")) as fh:
-        meta = json.load(fh)
+    meta, loaded = load_export(export_dir)
     train_flags = meta.get("flags", {})
-    import tensorflow as tf
 
     from tfvi.data import datasets
 
@@ -318,7 +371,6 @@ def evaluate(f):
     elif meta.get("target_dtype") == "int32":
         y = y.astype("int32")
     start = time.time()
-    loaded = tf.saved_model.load(export_dir)
     results = {}
     for name in f.metrics:
         results.update(EVAL_METRICS[name](loaded, x, y, f))
@@ -348,10 +400,10 @@ def evaluate(f):
     if not distribute.is_chief(strategy):  # every worker computed it; the chief writes
         out["output"] = None
         return out
-    output = f.output or os.path.join(workdir or export_dir, f"eval_{f.split}.json")
-    from tfvi.callbacks import write_json_atomic
+    check_output(output)  # a run may have taken the workdir meanwhile
+    from tfvi.training import atomic
 
-    write_json_atomic(output, out)
+    atomic.write_json(output, out, "eval")
     out["output"] = output
     if f.verbose:
         print(f"{PROG}: {out['export']} on {dataset}/{f.split} ({len(x)} examples)")
@@ -377,10 +429,18 @@ def main(argv):
 
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
+    from tfvi.training.atomic import DiskFullError
+
     try:
         evaluate(FLAGS)
+    except DiskFullError as err:
+        _error(str(err), status=1)
     except ValueError as err:
         _error(str(err))
+    except RuntimeError as err:  # a live run holds the workdir, a damaged file
+        _error(str(err), status=1)
+    except KeyboardInterrupt:
+        _error("interrupted; nothing was written.", status=130)
 
 
 def parse_flags(argv):

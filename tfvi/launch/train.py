@@ -12,9 +12,17 @@ digits (`--preset=digits_siwae`). A run writes into `--workdir`:
                       the VIB's reliability diagram
     export/           SavedModel (see tfvi.export) + tfvi.json
     metrics.json      final train/validation/test metrics with their estimator settings,
-                      wall time, versions, all flags
+                      wall time, versions, all flags (strict JSON: NaN/inf -> null)
+    model.keras       the trained model (`tfvi.load_workdir(workdir)` loads it)
+    data_spec.json    the data the model expects (dataset, likelihood, shapes)
+    .lock             held while a run writes (pid and host of the holder)
 
-Rerunning the same command resumes from the newest checkpoint (also after SIGKILL).
+Rerunning the same command resumes from the newest valid checkpoint (also after
+SIGKILL); a finished workdir is left unchanged unless --reevaluate is given. Order:
+metrics.json, model.keras and data_spec.json first, then the optional plots/ and
+export/; a failing optional step prints one warning line and the run exits 0 with
+the metrics kept. Exit status: 0 done, 1 runtime failure, 2 bad flags, 130 Ctrl-C.
+See docs/reliability.md.
 
 Extension points (for new model families, priors, posteriors, strategies)
 ------------------------------------------------------------------------
@@ -35,9 +43,7 @@ evaluates, plots and exports the new family with no change here. `prepared` is a
 """
 
 import contextlib
-import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -49,6 +55,10 @@ from absl import app, flags  # noqa: E402
 
 from tfvi.launch import families  # noqa: E402
 from tfvi.launch import flags as tfvi_flags  # noqa: E402
+from tfvi.training import atomic, faults, outputs  # noqa: E402
+from tfvi.training.outputs import evaluate_splits, versions  # noqa: E402,F401
+from tfvi.training import lock as lock_lib  # noqa: E402
+from tfvi.training import workdir as workdir_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 PROG = "tfvi-train"
@@ -56,6 +66,11 @@ PROG = "tfvi-train"
 
 class LaunchError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+class RunError(Exception):
+    """A runtime failure (locked or corrupt workdir, bad data, divergence): one line,
+    exit status 1."""
 
 
 def _error(message, status=2):
@@ -66,78 +81,19 @@ def _error(message, status=2):
 # ---------------------------------------------------------------- workdir
 def check_workdir(workdir, wanted, overwrite):
     """Refuses a workdir written with different flags (unless overwrite); returns
-    True when it is a workdir of this same run (resume)."""
-    flags_path = os.path.join(workdir, "flags.json")
-    if not os.path.exists(workdir) or not os.listdir(workdir):
-        return False
-    if not os.path.exists(flags_path):
-        raise LaunchError(f"--workdir={workdir} exists, is not empty and is not a tfvi "
-                          "workdir (no flags.json); choose another --workdir.")
-    with open(flags_path) as f:
-        previous = json.load(f)
-    # A flag the stored run did not have and this command leaves at its default (a flag
-    # added since, or tfvi-eval's flags when both launchers share one process) changes
-    # nothing about the run.
-    wanted = {k: v for k, v in wanted.items()
-              if k in previous or (k in FLAGS and FLAGS[k].present)}
-    if previous == wanted:
-        return True
-    if overwrite:
-        shutil.rmtree(workdir)
-        return False
-    changed = sorted(set(previous) | set(wanted))
-    diffs = [f"--{k}: {previous.get(k)!r} -> {wanted.get(k)!r}" for k in changed
-             if previous.get(k) != wanted.get(k)]
-    raise LaunchError(f"--workdir={workdir} was written with different flags "
-                      f"({'; '.join(diffs[:6])}); use another --workdir or pass --overwrite.")
-
-
-def versions():
-    import keras
-    import numpy
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
-    import tfvi
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "tensorflow_probability": tfp.__version__, "keras": keras.__version__,
-            "numpy": numpy.__version__, "tfvi": tfvi.__version__}
+    True when it is a workdir of this same run (resume). See
+    `tfvi.training.workdir.check_workdir`."""
+    try:
+        return workdir_lib.check_workdir(
+            workdir, wanted, overwrite, present=lambda k: k in FLAGS and FLAGS[k].present,
+            defined=lambda k: k in FLAGS)
+    except workdir_lib.WorkdirError as err:
+        raise RunError(str(err)) from None
+    except ValueError as err:
+        raise LaunchError(str(err)) from None
 
 
 # ---------------------------------------------------------------- evaluation
-def evaluate_splits(model, prepared, f):
-    """Final metrics per split: the bounds (model.evaluate), IWAE-k NLL, active units."""
-    import numpy as np
-    import tensorflow as tf
-
-    from tfvi import evaluation
-
-    results = {}
-    for split in ("train", "validation", "test"):
-        if split not in prepared.eval_splits:
-            continue
-        x, y, _ = prepared.eval_splits[split]
-        n = len(x) if not f.eval_max_examples else min(len(x), f.eval_max_examples)
-        x = x[:n]
-        y = None if y is None else y[:n]
-        ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y)).batch(
-            f.batch_size)
-        bound_values = model.evaluate(ds, verbose=0, return_dict=True)
-        out = {k: float(v) for k, v in bound_values.items()}
-        if hasattr(model, "log_weight_terms"):
-            ll = evaluation.iwae_log_likelihood(model, x, num_samples=f.eval_iwae_samples,
-                                                batch_size=f.batch_size, y=y, seed=f.seed)
-            out[f"iwae_{f.eval_iwae_samples}_log_likelihood"] = float(np.mean(ll))
-            out["nll"] = -float(np.mean(ll))
-        if hasattr(model, "encoder") and len(x) > 1:
-            variances = evaluation.posterior_mean_variance(model, x)
-            out["active_units"] = int(np.sum(variances > 1e-2))
-        out["num_examples"] = int(n)
-        results[split] = out
-    return results
-
-
 def _component_modes_plot(model, prepared, x, target, plot_dir, run=None):
     """Seed 000's C.3 / C.7 template figure: the decoded mode (C.3) or mean (C.7, the
     style view) of each mixture component, next to the input image when the encoder
@@ -224,7 +180,7 @@ def _use_worker_workdir(f, strategy):
     copy = os.path.join(tmp, "workdir")
     if os.path.exists(os.path.join(f.workdir, "flags.json")):
         shutil.copytree(f.workdir, copy, ignore=shutil.ignore_patterns(
-            "tensorboard", "plots", "export", "metrics.json"))
+            "tensorboard", "plots", "export", "metrics.json", lock_lib.LOCK_NAME))
     f.workdir = copy
 
 
@@ -234,11 +190,10 @@ def train(f):
     start = time.time()
     tfvi_flags.apply_preset(f)
     tfvi_flags.validate(f)
+    _check_run_flags(f)
 
     import keras
-    import tensorflow as tf
 
-    from tfvi import callbacks as tfvi_callbacks
     from tfvi.data import datasets
     from tfvi.launch import components
     from tfvi.launch.registry import MODELS, STRATEGIES
@@ -275,25 +230,82 @@ def train(f):
 
     distribute.apply_multi_worker_workarounds(model, strategy)
 
-    # Everything above only reads; from here on the workdir is written.
+    # Everything above only reads; from here on the workdir is written, under its lock.
     wanted = tfvi_flags.flag_dict(f)
-    resuming = check_workdir(f.workdir, wanted, f.overwrite)
+    wanted.pop("reevaluate", None)  # run control (defined here, not in flags.py)
+    if workdir_lib.entries(f.workdir) and not os.path.exists(
+            os.path.join(f.workdir, "flags.json")):
+        check_workdir(f.workdir, wanted, f.overwrite)  # raises: not a tfvi workdir
     os.makedirs(f.workdir, exist_ok=True)
-    tfvi_callbacks.write_json_atomic(os.path.join(f.workdir, "flags.json"), wanted)
+    lock = lock_lib.WorkdirLock(f.workdir)
+    try:
+        lock.acquire()
+    except lock_lib.WorkdirLockedError as err:
+        raise RunError(str(err)) from None
+    try:
+        return _train_locked(f, wanted, start, model, prepared, family, scope, steps)
+    finally:
+        lock.release()
+
+
+def _check_run_flags(f):
+    try:
+        workdir_lib.check_workdir_path(f.workdir)
+    except ValueError as err:
+        raise LaunchError(str(err)) from None
+    import math
+
+    for name in ("learning_rate", "beta"):
+        if not math.isfinite(getattr(f, name)):
+            raise LaunchError(f"--{name}={getattr(f, name)} is not accepted; accepted "
+                              "values: finite numbers.")
+
+
+def _say(message):
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _train_locked(f, wanted, start, model, prepared, family, scope, steps):
+    import keras
+    import tensorflow as tf
+
+    from tfvi import callbacks as tfvi_callbacks
+
+    resuming = check_workdir(f.workdir, wanted, f.overwrite)
+    metrics_path = os.path.join(f.workdir, "metrics.json")
+    if resuming and os.path.exists(metrics_path) and not f.reevaluate:
+        try:
+            previous = workdir_lib.read_json(metrics_path)
+        except workdir_lib.WorkdirError as err:
+            _say(f"{err}; recomputing it (the checkpoints are intact)")
+            previous = {}
+        if previous.get("run_complete", True) is False:
+            _say("the previous run stopped while writing its outputs; writing them again "
+                 "from the newest valid checkpoint")
+        elif previous:
+            _say(f"{f.workdir} is finished ({previous.get('epochs_trained', '?')} epochs, "
+                 "metrics.json); left unchanged. Pass --reevaluate to recompute and "
+                 "rewrite its outputs.")
+            return previous
+    atomic.sweep(f.workdir)
+    atomic.write_json(os.path.join(f.workdir, "flags.json"), wanted, "flags")
     manager = tfvi_callbacks.CheckpointManager(os.path.join(f.workdir, "checkpoints"),
                                                keep=f.checkpoint_keep)
     state = None
     if resuming:
         with scope:
-            state = manager.restore(model)
-    initial_epoch = state["epoch"] if state else 0
+            state = workdir_lib.restore_newest_valid(manager, model, report=_say)
+    initial_epoch = min(state["epoch"], f.epochs) if state else 0
     history = state["history"] if state else {}
     previous_train_seconds = state.get("train_seconds", 0.0) if state else 0.0
     if state and f.verbose:
         print(f"{PROG}: resuming {f.workdir} from epoch {initial_epoch} "
-              f"(global step {state['global_step']})")
+              f"(global step {state.get('global_step')})")
 
-    train_ds = prepared.train_dataset(f.batch_size)
+    # One seeded stream of batches over all epochs (steps_per_epoch batches each):
+    # a resumed run skips the batches of the finished epochs, so it sees exactly the
+    # batches (order, dynamic binarisation) an uninterrupted run sees.
+    train_ds = prepared.train_dataset(f.batch_size, repeat=True).skip(initial_epoch * steps)
     val_ds = None
     if "validation" in prepared.eval_splits:
         vx, vy, _ = prepared.eval_splits["validation"]
@@ -306,31 +318,39 @@ def train(f):
             ckpt.extra_state["train_seconds"] = previous_train_seconds + time.time() - fit_start
 
     ckpt = tfvi_callbacks.CheckpointCallback(manager, history)
-    cbs = [tfvi_callbacks.NaNGuard(), _Timing(), ckpt,
-           tfvi_callbacks.TensorBoardScalars(os.path.join(f.workdir, "tensorboard"))]
-    x_test, y_test, _ = prepared.eval_splits["test"]
-    if bundle.image_shape is not None and prepared.target != "label":
-        cbs.append(tfvi_callbacks.ImageSummaries(
-            os.path.join(f.workdir, "tensorboard", "images"), x_test,
-            x_test if y_test is None else y_test, bundle.image_shape, seed=f.seed))
-    if f.early_stopping_patience:
-        cbs.append(keras.callbacks.EarlyStopping(patience=f.early_stopping_patience,
-                                                 restore_best_weights=True))
-    if family.callbacks is not None:
-        cbs = list(family.callbacks(model, prepared, f)) + cbs
-    if f.strategy == "multi_worker":
-        from tfvi.distribute import PeerWatchdog
 
-        # A dead peer normally surfaces as UnavailableError (caught below); this is
-        # the backstop if the collective hangs instead.
-        cbs.append(PeerWatchdog(f.worker_timeout_seconds + 30.0))
+    def fit_callbacks():  # created only when training runs: TensorBoard writers make files
+        cbs = [tfvi_callbacks.NaNGuard(), _Timing(), ckpt,
+               tfvi_callbacks.TensorBoardScalars(os.path.join(f.workdir, "tensorboard"))]
+        if any(os.environ.get(v) for v in (faults.KILL_ENV, faults.RAISE_ENV, faults.WAIT_ENV)):
+            cbs.append(tfvi_callbacks.FaultPoints())
+        bundle = prepared.bundle
+        x_test, y_test, _ = prepared.eval_splits["test"]
+        if bundle.image_shape is not None and prepared.target != "label":
+            cbs.append(tfvi_callbacks.ImageSummaries(
+                os.path.join(f.workdir, "tensorboard", "images"), x_test,
+                x_test if y_test is None else y_test, bundle.image_shape, seed=f.seed))
+        if f.early_stopping_patience:
+            cbs.append(keras.callbacks.EarlyStopping(patience=f.early_stopping_patience,
+                                                     restore_best_weights=True))
+        if family.callbacks is not None:
+            cbs = list(family.callbacks(model, prepared, f)) + cbs
+        if f.strategy == "multi_worker":
+            from tfvi.distribute import PeerWatchdog
+
+            # A dead peer normally surfaces as UnavailableError (caught below); this is
+            # the backstop if the collective hangs instead.
+            cbs.append(PeerWatchdog(f.worker_timeout_seconds + 30.0))
+        return cbs
+
     if initial_epoch < f.epochs:
         try:
             model.fit(train_ds, epochs=f.epochs, initial_epoch=initial_epoch,
-                      validation_data=val_ds, callbacks=cbs, verbose=f.verbose,
-                      shuffle=False)
+                      steps_per_epoch=steps, validation_data=val_ds,
+                      callbacks=fit_callbacks(),
+                      verbose=f.verbose, shuffle=False)
         except tfvi_callbacks.NonFiniteLossError as err:
-            _error(f"training stopped: {err}", status=1)
+            raise RunError(f"training stopped: {err}") from None
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                 tf.errors.CancelledError, tf.errors.InternalError) as err:
             if f.strategy != "multi_worker":
@@ -339,70 +359,19 @@ def train(f):
 
             PeerWatchdog.cancel()
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-            _error(f"training stopped: a worker of the --strategy=multi_worker cluster "
-                   f"failed or stopped responding ({type(err).__name__}: {first}); the "
-                   f"last complete checkpoint in {f.workdir}/checkpoints is intact: "
-                   "rerun the same command on every worker (or with --strategy=default) "
-                   "to resume.", status=1)
+            raise RunError(f"training stopped: a worker of the --strategy=multi_worker "
+                           f"cluster failed or stopped responding ({type(err).__name__}: "
+                           f"{first}); the last complete checkpoint in {f.workdir}/"
+                           "checkpoints is intact: rerun the same command on every worker "
+                           "(or with --strategy=default) to resume.") from None
+    bad = workdir_lib.weights_finite(model)
+    if bad:
+        raise RunError(f"the trained weights are non-finite ({len(bad)} tensors, e.g. "
+                       f"{bad[0]}); nothing was written: metrics.json, model.keras and "
+                       "export/ are unchanged.")
     train_seconds = ckpt.extra_state.get("train_seconds", previous_train_seconds)
-
-    eval_start = time.time()
-    metrics = evaluate_splits(model, prepared, f)
-    if family.evaluate is not None:
-        for split, extra in family.evaluate(model, prepared, f).items():
-            metrics.setdefault(split, {}).update(extra)
-    metrics["estimators"] = {
-        "bounds": {"objective": f.objective, "samples_per_component": f.samples,
-                   "components": int(getattr(model, "num_components", 1)),
-                   "beta": f.beta, "note": "model.evaluate: mean over examples, one "
-                   "draw of the training bound's samples"},
-        "nll": {"estimator": "iwae", "num_samples": f.eval_iwae_samples,
-                "stratified": True, "seed": f.seed, "log_mean_exp": "float64"},
-        "active_units": {"threshold": 1e-2, "statistic": "Var_x E_q[z_u]"},
-        "data": {"dataset": f.dataset,
-                 "binarization": "dynamic in training, fixed seeded draw for evaluation"
-                 if prepared.binarization == "dynamic" else prepared.binarization,
-                 "view": prepared.view, "target": prepared.target,
-                 "likelihood": prepared.likelihood,
-                 "eval_max_examples": f.eval_max_examples},
-    }
-    if family.estimators is not None:
-        metrics["estimators"].update(family.estimators(f, model))
-    metrics["history"] = ckpt.history
-    metrics["epochs_trained"] = len(next(iter(ckpt.history.values()), []))
-    metrics["num_parameters"] = int(sum(int(v.numpy().size) for v in model.trainable_variables))
-    plot_files = []
-    if f.plots:
-        plot_dir = os.path.join(f.workdir, "plots")
-        plot_files = write_plots(model, prepared, f, ckpt.history, plot_dir)
-        if family.plots is not None:
-            plot_files += list(family.plots(model, prepared, f, plot_dir))
-    if f.export and family.exportable:
-        from tfvi.export import export_model
-
-        target_spec = None
-        if y_test is not None:
-            target_spec = (tf.TensorSpec([None], tf.int32) if prepared.target == "label"
-                           else tf.TensorSpec([None, prepared.target_dim], tf.float32))
-        export_model(model, os.path.join(f.workdir, "export"), target_spec,
-                     metadata={"flags": tfvi_flags.flag_dict(f, include_run_control=True)})
-    metrics["wall_time_seconds"] = {"train": train_seconds,
-                                    "evaluation_plots_export": time.time() - eval_start,
-                                    "this_invocation": time.time() - start}
-    metrics["versions"] = versions()
-    metrics["flags"] = tfvi_flags.flag_dict(f, include_run_control=True)
-    metrics["plots"] = [os.path.relpath(p, f.workdir) for p in plot_files]
-    tfvi_callbacks.write_json_atomic(os.path.join(f.workdir, "metrics.json"), metrics)
-    tfvi_callbacks.write_hparams(os.path.join(f.workdir, "tensorboard"), metrics)
-    if f.verbose:
-        from tfvi.launch import report
-
-        print(report.summary_table(metrics, f.eval_iwae_samples, family.summary_metrics))
-        written = ["metrics.json", "checkpoints/", "tensorboard/"]
-        written += ["plots/"] * bool(plot_files) + ["export/"] * bool(
-            f.export and family.exportable)
-        print(report.closing_line(PROG, f.workdir, written, time.time() - start))
-    return metrics
+    return outputs.write_outputs(f, model, prepared, family, ckpt.history, train_seconds,
+                                 start, write_plots, PROG)
 
 
 def main(argv):
@@ -412,10 +381,20 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines are noise here
     if len(argv) > 1:
         _error(f"unexpected arguments {argv[1:]}; every option is a --flag (see --help).")
+    from tfvi.data.validation import DataError
+
     try:
         train(FLAGS)
     except (tfvi_flags.FlagError, LaunchError) as err:
         _error(str(err))
+    except (RunError, workdir_lib.WorkdirError, DataError) as err:
+        _error(str(err), status=1)
+    except atomic.DiskFullError as err:
+        _error(str(err), status=1)
+    except KeyboardInterrupt:
+        _error(f"interrupted; the complete checkpoints in {FLAGS.workdir}/checkpoints and "
+               "every finished output are kept, no temporary file is left; rerun the same "
+               "command to resume.", status=130)
 
 
 def parse_flags(argv):
@@ -429,6 +408,11 @@ def parse_flags(argv):
 def setup():
     families.import_all()
     tfvi_flags.define_flags()
+    if "reevaluate" not in FLAGS:
+        flags.DEFINE_boolean("reevaluate", False, "Recompute and rewrite the outputs "
+                             "(metrics.json, model.keras, plots/, export/) of a finished "
+                             "workdir from its newest valid checkpoint; without it a "
+                             "finished workdir is reported and left unchanged.")
 
 
 def run():

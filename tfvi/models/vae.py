@@ -323,12 +323,38 @@ class VAE(keras.Model):
             )
         self.decoder.prepare_targets(x if y is None else y)
 
+    def validate_data(self, x, y=None):
+        """Data checks at the fit/evaluate boundary (`tfvi.data.validation`): empty
+        inputs, non-finite values and the likelihood's support raise one `DataError`
+        naming the array, the first bad index and the rule; integer arrays are cast.
+        A `tf.data.Dataset` gets the same checks in-graph. Returns `(x, y)`."""
+        from tfvi.data import validation
+
+        support = validation.support_of(self.decoder)
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            return validation.checked_dataset(x, support, isinstance(spec, tuple)), y
+        if x is None or not hasattr(x, "shape"):
+            return x, y
+        if y is None:
+            return validation.check_array("x", x, support), None
+        return validation.check_array("x", x), validation.check_array("y", y, support)
+
     def fit(self, x=None, y=None, *args, **kwargs):
+        x, y = self.validate_data(x, y)
         if x is not None and not isinstance(x, tf.data.Dataset) and hasattr(x, "shape"):
             self.check_inputs(x, y)
-        return super().fit(x, y, *args, **kwargs)
+        history = super().fit(x, y, *args, **kwargs)
+        if isinstance(x, tf.data.Dataset) and not history.history and \
+                kwargs.get("epochs", 1) > kwargs.get("initial_epoch", 0):
+            from tfvi.data.validation import DataError
+
+            raise DataError("`x` (a tf.data.Dataset) yielded no batches; rule: at least "
+                            "one batch.")
+        return history
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        x, y = self.validate_data(x, y)
         if x is not None and not isinstance(x, tf.data.Dataset) and hasattr(x, "shape"):
             self.check_inputs(x, y)
         return super().evaluate(x, y, *args, **kwargs)
