@@ -98,7 +98,6 @@ def test_public_api_diagnostics_and_repeatability(linear):
     loc, tril = linear["good"]
     q = tfd.MultivariateNormalTriL(tf.constant(loc[:4], tf.float32),
                                    tf.constant(tril[:4], tf.float32))
-    x4 = linear["x"][:4]
 
     def target(z):
         return linear["log_joint"](tf.concat([z, tf.zeros([tf.shape(z)[0], BATCH - 4, D_LATENT])], 1))[:, :4]
@@ -111,8 +110,10 @@ def test_public_api_diagnostics_and_repeatability(linear):
     assert res.acceptance.shape == (199,) and res.samples.shape == (CHAINS, 4, D_LATENT)
     assert np.all((res.ess >= 1) & (res.ess <= CHAINS))
     assert res.protocol["num_temperatures"] == 200 and res.protocol["seed"] == 7
+    # Per-example AIS noise at 200 temperatures x 16 chains in d = 5 is 0.15 nats
+    # (measured errors 0.06-0.17); 0.3 is 2 SD. The sharp checks of the weights are
+    # `test_ais_weights_are_unbiased_with_few_temperatures` and the 1000-temperature test.
     np.testing.assert_allclose(res.log_marginal, linear["exact"][:4], atol=0.3)
-    assert x4.shape == (4, D_DATA)
     with pytest.raises(ValueError, match="num_chains"):
         ais_log_marginal(target, q, num_temperatures=10, num_chains=0)
     with pytest.raises(ValueError, match="proposal"):
