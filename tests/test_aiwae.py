@@ -20,27 +20,68 @@ def _model(temperatures=30, samples=16, step=0.3, rate=0.1):
         input_dim=10, seed=0)
 
 
-def _exact_bias_gradient(model, x):
-    w = tf.convert_to_tensor(model.decoder.head.kernel)
-    b = tf.convert_to_tensor(model.decoder.head.bias)
-    s = model.decoder.observation_scale()
-    cov = tf.matmul(w, w, transpose_a=True) + tf.eye(10) * s**2
-    return tf.reduce_mean(tf.linalg.solve(cov, tf.transpose(x - b)), axis=1).numpy()
+D, LATENT, NOISE = 4, 2, 0.5
+
+
+def _linear_gaussian_aiwae(temperatures, samples):
+    """An AIWAE on a linear-Gaussian model (decoder W0, b0 off the data's truth, so the
+    gradient is large) whose encoder is the exact posterior shifted by +0.5 and widened
+    1.3x: AIS weights must correct the shift that the chains keep after T - 1 steps."""
+    keras.utils.set_random_seed(0)
+    model = tfvi.models.AIWAE(
+        tfvi.layers.GaussianEncoder(LATENT, hidden=()),
+        tfvi.layers.GaussianDecoder(D, hidden=(), scale="fixed", init_scale=NOISE),
+        tfvi.priors.StandardNormal(LATENT), samples=samples, temperatures=temperatures,
+        leapfrog_steps=3, initial_step_size=0.3, input_dim=D, seed=0)
+    x, p = tfvi.data.linear_gaussian(64, latent_dim=LATENT, data_dim=D, noise_scale=NOISE,
+                                     seed=2)
+    w0, b0 = 0.7 * p["weights"], p["bias"] + 0.3
+    cov = np.linalg.inv(np.eye(LATENT) + w0 @ w0.T / NOISE**2)
+    gain = w0.T @ cov / NOISE**2  # posterior mean = (x - b0) @ gain
+    model.decoder.head.kernel.assign(w0)
+    model.decoder.head.bias.assign(b0)
+    model.encoder.loc_layer.kernel.assign(gain.astype(np.float32))
+    model.encoder.loc_layer.bias.assign((0.5 - b0 @ gain).astype(np.float32))
+    model.encoder.scale_layer.kernel.assign(np.zeros_like(model.encoder.scale_layer.kernel))
+    sd = 1.3 * np.sqrt(np.diag(cov))
+    model.encoder.scale_layer.bias.assign(np.log(np.expm1(sd - 1e-5)).astype(np.float32))
+    return model, x
+
+
+def _exact_decoder_gradient(model, x):
+    """d/d(W, b) of mean_x log N(x; b, W^T W + s^2 I): by Fisher's identity the
+    posterior expectation of grad log p(x, z) that AIWAE estimates."""
+    w = tf.Variable(model.decoder.head.kernel.numpy())
+    b = tf.Variable(model.decoder.head.bias.numpy())
+    with tf.GradientTape() as tape:
+        cov = tf.matmul(w, w, transpose_a=True) + NOISE**2 * tf.eye(D)
+        log_p = tfd.MultivariateNormalTriL(b, tf.linalg.cholesky(cov)).log_prob(x)
+        mean = tf.reduce_mean(log_p)
+    return np.concatenate([g.numpy().ravel() for g in tape.gradient(mean, [w, b])])
+
+
+def _decoder_flat(model):
+    return np.concatenate([model.decoder.head.kernel.numpy().ravel(),
+                           model.decoder.head.bias.numpy().ravel()])
 
 
 def test_decoder_gets_ais_gradient_of_log_marginal_and_encoder_elbo():
-    model = _model()
-    x = np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32) + 1.0
-    model.compile(optimizer=keras.optimizers.SGD(1e-3))
-    b0 = model.decoder.head.bias.numpy().copy()
+    """One SGD step moves (W, b) by lr x the AIS-weighted score, whose expectation is
+    the exact grad log p(x) (K = 64 chains, T = 3). Measured relative error 0.10-0.11
+    (two seeds); allowed 0.35. Uniform chain weights give 1.07 (the chains keep the
+    encoder's shift after two transitions), annealing to p^0.5 q^0.5 is also far off:
+    both fail with certainty (benchmarks/mutation_audit.py)."""
+    model, x = _linear_gaussian_aiwae(temperatures=3, samples=64)
+    exact = _exact_decoder_gradient(model, x)
+    lr = 1e-2
+    model.compile(optimizer=keras.optimizers.SGD(lr))
+    theta0 = _decoder_flat(model)
     enc0 = [v.numpy().copy() for v in model.encoder.trainable_variables]
-    exact = _exact_bias_gradient(model, x)
     logs = {k: v[-1] for k, v in
             model.fit(x, batch_size=64, epochs=1, verbose=0).history.items()}
-    # SGD: delta b = lr * sum_k w~_k grad_b log p(x, z_k), an estimate of the exact
-    # grad_b log p(x) (averaged over the batch).
-    ais_grad = (model.decoder.head.bias.numpy() - b0) / 1e-3
-    np.testing.assert_allclose(ais_grad, exact, atol=0.15 * np.abs(exact).max())
+    ais_grad = (_decoder_flat(model) - theta0) / lr
+    error = np.linalg.norm(ais_grad - exact) / np.linalg.norm(exact)
+    assert error < 0.35, error
     assert any(np.any(v.numpy() != v0) for v, v0 in
                zip(model.encoder.trainable_variables, enc0))  # phi moved (ELBO)
     assert set(logs) >= {"loss", "iwae", "elbo", "acceptance"}

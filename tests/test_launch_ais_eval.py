@@ -47,8 +47,10 @@ def test_ais_table_is_consistent_and_close_to_iwae(ais_result):
                                atol=1e-9)
     np.testing.assert_allclose(table["gen_gap"], table["nll_test"] - table["nll_train"],
                                atol=1e-9)
-    # Both estimate the same log p(x) on the same 20 examples (2-d latent).
-    assert abs(m["ais_nll"] - m["nll"]) < 1.0
+    # Both estimate the same log p(x) on the same 20 examples (2-d latent): a mean over
+    # 20 examples of AIS-30 (4 chains) and IWAE-200 noise, each < 0.03 nats (measured
+    # difference 0.008 nats); 0.15 nats is > 5 SE. A missing 1/C (log 4) is caught.
+    assert abs(m["ais_nll"] - m["nll"]) < 0.15
     assert table["protocol"]["num_temperatures"] == 30
     assert table["protocol"]["num_chains"] == 4 and table["protocol"]["schedule"] == "linear"
     saved = json.load(open(ais_result["output"]))

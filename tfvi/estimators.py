@@ -47,6 +47,32 @@ differentiated is `sum_tk sg(c_tk) log w_tk[q stopped] + sum_tk sg(v_tk) ((1 - b
 log alpha_k + beta log gamma_k(sg z_tk))`, with `sg` = stop_gradient and `c_tk` the
 path coefficient; `tests/test_estimators.py` checks its expectation against the
 plain gradient's by Monte Carlo.
+
+DReG with a prior that shares the encoder (VampPrior, `r_phi(z) = (1/M) sum_m
+q_phi(z|u_m)`). Then `log w_tk` depends on phi through z *and* directly through r, so
+the total derivative above gains one partial term at fixed z:
+
+    d f_tk/d phi = ... (as above) ... + beta d_phi log r_phi(z_tk).
+
+Only the score `d_phi log q_k(z_tk)` is an expectation under the sampling
+distribution that the reparameterisation identity turns into a path term; the
+prior's `d_phi log r_phi(z)` is not a score of the sampler and stays as it is, with
+the weight `v_tk` of every plain term of the IWAE gradient:
+
+    grad_phi SIWAE = E sum_tk [ c_tk (d_z f_tk) dz_tk/dphi
+                      + v_tk beta d_phi log r_phi(z_tk)
+                      + v_tk ((1 - beta) d_phi log alpha_k + beta d_phi log gamma_k(z_tk)) ].
+
+The path term `sg(c_tk) log w_tk` alone would weight the prior's direct term by
+`c_tk` (= v_tk^2 for beta = 1): the `- beta v_tk (1 - v_tk)` part of c is the
+rewritten score term of q_k, and applied to `d_phi log r_phi` it subtracts a term of
+non-zero mean (measured before the fix: encoder-scale coordinates 7-17 standard errors
+off the reparameterised gradient). The surrogate therefore adds
+`beta sum_tk sg(v_tk - c_tk) log r_phi(sg z_tk)`, whose phi-gradient turns the direct
+prior weight from c_tk into v_tk and leaves the z-path untouched (z is stopped).
+Priors without encoder variables skip it (their direct phi-derivative is zero).
+`tests/test_estimators.py` checks this against the reparameterised gradient, and that
+the uncorrected surrogate fails the same check.
 """
 
 import tensorflow as tf
@@ -57,7 +83,7 @@ from tfvi import bounds
 tfd = tfp.distributions
 
 __all__ = ["ESTIMATORS", "check_estimator", "surrogates", "gradients",
-           "component_log_prob"]
+           "component_log_prob", "prior_shares_encoder"]
 
 ESTIMATORS = ("reparam", "stl", "dreg", "score")
 
@@ -75,6 +101,13 @@ def check_estimator(estimator, objective):
         raise ValueError("`gradient_estimator='score'` does not support 'piwae'; use "
                          "'reparam' or 'stl'.")
     return estimator
+
+
+def prior_shares_encoder(model):
+    """True when the prior's trainable variables include the encoder's (VampPrior):
+    then `log r(z)` depends on phi directly, not only through z."""
+    encoder_ids = {id(v) for v in model.encoder.trainable_variables}
+    return any(id(v) in encoder_ids for v in model.prior.trainable_variables)
 
 
 def component_log_prob(q, z):
@@ -137,6 +170,11 @@ def surrogates(model, x, y, seed=None):
         v = tf.reshape(v, tf.shape(f))
         coeff = tf.stop_gradient(v - beta * v * (1.0 - v))
         path = tf.reduce_sum(coeff * log_w, axis=[0, 1])
+        if prior_shares_encoder(model):
+            # The prior's direct phi-dependence (z held fixed) is a plain term:
+            # re-weight it from the path coefficient c to v (derivation above).
+            direct_prior = model.prior().log_prob(z)
+            path = path + beta * tf.reduce_sum((v - coeff) * direct_prior, axis=[0, 1])
         if model.num_components > 1:
             log_alpha_live = _log_alpha_live(q, lq)
             log_gamma = (log_alpha_live[tf.newaxis] + component_log_prob(q, z)
