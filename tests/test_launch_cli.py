@@ -137,10 +137,10 @@ def test_final_table_and_closing_line(runs):
         metrics["test"]["ksg_mutual_information"], abs=5e-4)
     assert float(cells["5-NN"]) == pytest.approx(metrics["test"]["knn5_accuracy"], abs=5e-4)
     closing = out[-1]  # --noplots --noexport: neither is named
-    assert closing.startswith(f"tfvi-train: wrote {workdir} (metrics.json, checkpoints/, "
-                              "tensorboard/) in ")
+    assert closing.startswith(f"tfvi-train: wrote {workdir} (metrics.json, model.keras, "
+                              "checkpoints/, tensorboard/) in ")
     plotted = runs["vae0"]["stdout"].splitlines()[-1]
-    assert "(metrics.json, checkpoints/, tensorboard/, plots/) in " in plotted
+    assert "(metrics.json, model.keras, checkpoints/, tensorboard/, plots/) in " in plotted
 
 
 def test_vib_table_shows_accuracy_and_ece():
