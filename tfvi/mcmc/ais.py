@@ -158,6 +158,8 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         chain to where it started. 0: no jitter.
       max_trajectory_length: cap on the adapted `L * step_size[t] * exp(m_b)`, in
         units of the preconditioner (the proposal's standard deviation), or None.
+        The adaptation may not raise the trajectory above it; a `step_size[t]`
+        already above it is used as given (m_b <= 0).
         Acceptance alone (0.6) drives a preconditioned step to about one proposal
         standard deviation, a trajectory of L of them: several half-periods of a
         near-Gaussian target, along which `log p - log q` decorrelates poorly
@@ -222,9 +224,11 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         log_w = log_w + tf.cast(beta - beta_prev, tf.float64) * tf.cast(delta, tf.float64)
         bad_now = tf.logical_not(tf.reduce_all(tf.math.is_finite(log_w)))
         if max_trajectory_length is not None:
-            # Clip the multiplier itself (no wind-up while the cap binds).
-            log_mult = tf.minimum(log_mult, tf.math.log(
-                max_trajectory_length / num_leapfrog_steps / step_size[t - 1]))
+            # The adaptation never lengthens the trajectory past the cap (a larger
+            # initial step is kept as given); clipping the multiplier itself, so it
+            # does not wind up while the cap binds.
+            log_mult = tf.minimum(log_mult, tf.maximum(0.0, tf.math.log(
+                max_trajectory_length / num_leapfrog_steps / step_size[t - 1])))
         step = step_size[t - 1] * tf.exp(log_mult)[tf.newaxis, :, tf.newaxis] * scale
         mean_step = tf.reduce_mean(step)
         bad_index = tf.where((bad_index < 0) & bad_now, t, bad_index)
