@@ -86,3 +86,13 @@ def test_a_per_step_callback_sees_every_step():
     model.fit(tf.data.Dataset.from_tensor_slices(x).batch(25), epochs=1, verbose=0)
     assert model.steps_per_execution == input_pipeline.DEFAULT_STEPS_PER_EXECUTION
     assert int(model.optimizer.iterations) == 8
+
+
+def test_a_model_built_under_a_strategy_keeps_one_step_per_call():
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = _model()
+    assert input_pipeline.distributed(model) and not input_pipeline.distributed(_model())
+    x = tfvi.data.binarize(tfvi.data.load_digits()["train_probs"][:50], 0)
+    model.fit(x, batch_size=25, epochs=1, verbose=0)  # outside the scope, as Keras allows
+    assert model.steps_per_execution == 1 and int(model.optimizer.iterations) == 2

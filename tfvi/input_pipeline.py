@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["DEFAULT_STEPS_PER_EXECUTION", "array_dataset", "needs_every_step",
-           "auto_steps_per_execution", "fit_arguments"]
+           "auto_steps_per_execution", "distributed", "fit_arguments"]
 
 # `fit` arguments only Keras' own array adapter implements: with any of them set the
 # arrays go to Keras unchanged.
@@ -80,10 +80,19 @@ def needs_every_step(callback):
     return per_step and getattr(callback, "per_step", True) is not False
 
 
-def auto_steps_per_execution(callbacks=()):
-    """`steps_per_execution` for `fit`: 1 under a distribution strategy or when a
-    callback `needs_every_step`, else `DEFAULT_STEPS_PER_EXECUTION`."""
-    if tf.distribute.has_strategy():
+def distributed(model=None):
+    """Whether a distribution strategy is in scope or `model` was built under one
+    (Keras keeps the model's strategy for `fit` called outside the scope)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return tf.distribute.has_strategy() or (
+        strategy is not None and strategy is not tf.distribute.get_strategy())
+
+
+def auto_steps_per_execution(callbacks=(), model=None):
+    """`steps_per_execution` for `fit`: 1 under a distribution strategy (in scope, or
+    the one `model` was built under) or when a callback `needs_every_step`, else
+    `DEFAULT_STEPS_PER_EXECUTION`."""
+    if distributed(model):
         return 1
     if any(needs_every_step(c) for c in (callbacks or ())):
         return 1
@@ -96,7 +105,7 @@ def fit_arguments(model, x, y, kwargs):
     callbacks; the train function is rebuilt when it changes) and replaces in-memory
     arrays by `array_dataset(x, y, batch_size, shuffle)` unless an argument only
     Keras' array adapter implements is set (or a distribution strategy is active)."""
-    spe = auto_steps_per_execution(kwargs.get("callbacks"))
+    spe = auto_steps_per_execution(kwargs.get("callbacks"), model)
     if spe != model.steps_per_execution:
         model.steps_per_execution = spe
         # Keras rebuilds them with the new value.
@@ -104,7 +113,7 @@ def fit_arguments(model, x, y, kwargs):
     shuffle = kwargs.get("shuffle", True)
     if (not isinstance(x, (np.ndarray, tf.Tensor)) or shuffle not in (True, False)
             or any(kwargs.get(k) for k in _KERAS_ARRAY_ONLY)
-            or tf.distribute.has_strategy()):
+            or distributed(model)):
         return x, y, kwargs
     kwargs = dict(kwargs)
     kwargs["shuffle"] = False  # the dataset shuffles itself
