@@ -78,8 +78,8 @@ def main():
         padded = -(-len(x) // chunk) * chunk
 
         def ais(chunk=chunk):
-            tfvi.evaluation.ais_log_likelihood(model, x, preset="wu", num_temperatures=temps,
-                                               batch_size=chunk, verbose=0)
+            tfvi.evaluation.ais_log_likelihood(model, x, preset="wu", verbose=0,
+                                               num_temperatures=temps, batch_size=chunk)
         bare = bare_runner(model, x, chunk, evaluations)
         ais_small = lambda chunk=chunk: tfvi.evaluation.ais_log_likelihood(  # noqa: E731
             model, x[:chunk], preset="wu", num_temperatures=temps, batch_size=chunk,
@@ -107,8 +107,8 @@ def main():
           f"{'full wall s':>12}{'full cpu s':>11}")
     for chunk, r in rows.items():
         print(f"{chunk:>6}{r['ais_evals_per_s']:>13.3g}{r['bare_evals_per_s']:>14.3g}"
-              f"{r['ratio']:>7.2f}{r['cpu_ratio']:>10.2f}{r['full_protocol_wall_s']:>12.0f}"
-              f"{r['full_protocol_cpu_s']:>11.0f}")
+              f"{r['ratio']:>7.2f}{r['cpu_ratio']:>10.2f}"
+              f"{r['full_protocol_wall_s']:>12.0f}{r['full_protocol_cpu_s']:>11.0f}")
     print(f"load average {load0[0]:.1f} -> {report['load_avg_after'][0]:.1f}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
