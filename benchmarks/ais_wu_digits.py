@@ -103,7 +103,8 @@ def main():
     note = (f" (measured at T={temps}, scaled linearly to T={FULL_T})"
             if temps != FULL_T else "")
     print(f"Wu protocol, {len(x)} digits test examples{note}")
-    print(f"{'chunk':>6}{'AIS evals/s':>13}{'bare evals/s':>14}{'ratio':>7}{'cpu ratio':>10}"
+    print(f"{'chunk':>6}{'AIS evals/s':>13}{'bare evals/s':>14}{'ratio':>7}"
+          f"{'cpu ratio':>10}"
           f"{'full wall s':>12}{'full cpu s':>11}")
     for chunk, r in rows.items():
         print(f"{chunk:>6}{r['ais_evals_per_s']:>13.3g}{r['bare_evals_per_s']:>14.3g}"

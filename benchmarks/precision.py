@@ -122,8 +122,8 @@ def main():
         b.assign(a)
     x_eval = tf.constant(data[2048:3072])
     eps = tf.random.stateless_normal([K, 1024, LATENT], [5, 5])
-    bounds = {name: float(tf.reduce_mean(tf.function(m.bound, jit_compile=True)(x_eval, eps)))
-              for name, m in models.items()}
+    bounds = {name: float(tf.reduce_mean(
+        tf.function(m.bound, jit_compile=True)(x_eval, eps))) for name, m in models.items()}
     med = {k: statistics.median(v) for k, v in walls.items()}
     report = dict(
         step_ms={k: 1e3 * v for k, v in med.items()},

@@ -29,8 +29,8 @@ def test_array_dataset_is_a_permutation_per_epoch_with_aligned_targets():
         np.testing.assert_array_equal(ys[:, 0], -xs[:, 0])  # pairs stay together
         epochs.append(xs[:, 0])
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
-    plain = np.concatenate([b.numpy() for b in input_pipeline.array_dataset(x, shuffle=False,
-                                                                            batch_size=4)])
+    ordered = input_pipeline.array_dataset(x, shuffle=False, batch_size=4)
+    plain = np.concatenate([b.numpy() for b in ordered])
     np.testing.assert_array_equal(plain, x)
     with pytest.raises(ValueError, match="batch_size"):
         input_pipeline.array_dataset(x, batch_size=0)
