@@ -152,10 +152,11 @@ class FaultPoints(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self._epoch = 0
+        self._epoch = self._epoch_start = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._epoch_start = int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
         faults.point("train_batch", f"{self._epoch + 1}.{batch + 1}")
@@ -199,6 +200,9 @@ class NaNGuard(keras.callbacks.Callback):
                       f"{self.DIVERGENCE_THRESHOLD:g}): training is diverging; try a "
                       "smaller --learning_rate.", file=sys.stderr)
             return
+        # With several steps per call Keras' `batch` is the call's last slot, not the
+        # last step run: count the optimizer's steps instead.
+        batch = int(self.model.optimizer.iterations.numpy()) - self._epoch_start - 1
         bad_logs = sorted(k for k, v in logs.items() if not math.isfinite(float(v)))
         bad_weights = [v.path for v in self.model.weights
                        if v.dtype.startswith("float") and

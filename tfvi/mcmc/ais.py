@@ -24,13 +24,17 @@ Implementation notes (measured in `benchmarks/ais.py`):
   transition costs `L` evaluations of `value_and_gradient(log p(x, z))`, not `L + 2`.
   Below `beta = 0.01`, where that division would amplify rounding, `log p` is evaluated
   directly.
-* Step sizes: `step_size[t] * exp(m_b) * sigma_q(x_b)`: a base per temperature (a
+* Step sizes: `step_size[t] * exp(m_b) * sigma_q(x_b) * u`: a base per temperature (a
   scalar or a `[T-1]` schedule, e.g. learned by AIWAE), a per-example multiplier
   `m_b` adapted between temperatures towards `target_accept_prob` from the mean
   acceptance probability of the example's chains (as Wu et al. 2016 adapt one global
   step), and optionally the proposal's standard deviation per dimension as a diagonal
-  preconditioner. A proposal whose log-density is NaN/inf is rejected by TFP's
-  Metropolis-Hastings step; here it also halves that example's step size, so a too
+  preconditioner; `u ~ U[1 - j, 1 + j]` per chain and transition, and the adapted
+  trajectory `L step_size[t] exp(m_b)` capped (`ais_log_marginal`: j = 0.5, pi/2
+  proposal standard deviations; without them the adapted sampler lost to a fixed
+  step on an easy target, benchmarks/ais_accuracy.py). A proposal whose
+  log-density is NaN/inf is rejected by TFP's Metropolis-Hastings step; here it
+  also halves that example's step size, so a too
   large step recovers instead of stalling. A non-finite log-weight (the target is
   NaN at a chain's *current* state) is never returned silently: the eager entry point
   raises `FloatingPointError` naming the temperature and step size.
@@ -56,6 +60,12 @@ _DIRECT_BELOW = 0.01
 _MIN_STEP, _MAX_STEP = 1e-6, 1e3
 # Pilot chains per example that drive the step-size adaptation (see `ais_chain`).
 DEFAULT_PILOT_CHAINS = 2
+# `ais_log_marginal`'s defaults for the adapted step (see `ais_chain`; measured in
+# benchmarks/ais_accuracy.py): each chain's step is drawn uniformly in
+# [1 - j, 1 + j] x the adapted step at every transition, and the adapted trajectory
+# L x step is capped at pi/2 proposal standard deviations.
+DEFAULT_STEP_JITTER = 0.5
+DEFAULT_MAX_TRAJECTORY_LENGTH = math.pi / 2
 
 AISResult = collections.namedtuple(
     "AISResult",
@@ -114,7 +124,8 @@ def _value_and_grad(fn, z):
 def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_steps,
               step_size, seed, adapt_step_size=True, target_accept_prob=0.6,
               adaptation_rate=0.5, precondition=True, init_state=None,
-              num_temperatures=None, num_pilot_chains=DEFAULT_PILOT_CHAINS):
+              num_temperatures=None, num_pilot_chains=DEFAULT_PILOT_CHAINS,
+              step_jitter=0.0, max_trajectory_length=None):
     """The AIS loop on tensors (traceable; call it inside `tf.function`).
 
     Args:
@@ -141,6 +152,19 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         for them and biased the estimate upwards (measured: +0.06 nats on average);
         tuned on independent pilot chains the estimate stays unbiased. They cost
         `num_pilot_chains / num_chains` extra work (benchmarks/ais.py, overhead).
+      step_jitter: j in [0, 1): every chain's step at every transition is the
+        step times a uniform draw from [1 - j, 1 + j] (Neal 2011, 5.4.2.2), so no
+        direction of the target is stuck at a trajectory length that returns the
+        chain to where it started. 0: no jitter.
+      max_trajectory_length: cap on the adapted `L * step_size[t] * exp(m_b)`, in
+        units of the preconditioner (the proposal's standard deviation), or None.
+        The adaptation may not raise the trajectory above it; a `step_size[t]`
+        already above it is used as given (m_b <= 0).
+        Acceptance alone (0.6) drives a preconditioned step to about one proposal
+        standard deviation, a trajectory of L of them: several half-periods of a
+        near-Gaussian target, along which `log p - log q` decorrelates poorly
+        between temperatures (measured 1.7x the perfect-mixing error on the
+        linear-Gaussian benchmark; benchmarks/ais_accuracy.py).
 
     Returns:
       dict of tensors: `log_weights` [C, B] float64, `samples`, `acceptance` [T-1],
@@ -199,6 +223,12 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         beta_prev, beta = betas[t - 1], betas[t]
         log_w = log_w + tf.cast(beta - beta_prev, tf.float64) * tf.cast(delta, tf.float64)
         bad_now = tf.logical_not(tf.reduce_all(tf.math.is_finite(log_w)))
+        if max_trajectory_length is not None:
+            # The adaptation never lengthens the trajectory past the cap (a larger
+            # initial step is kept as given); clipping the multiplier itself, so it
+            # does not wind up while the cap binds.
+            log_mult = tf.minimum(log_mult, tf.maximum(0.0, tf.math.log(
+                max_trajectory_length / num_leapfrog_steps / step_size[t - 1])))
         step = step_size[t - 1] * tf.exp(log_mult)[tf.newaxis, :, tf.newaxis] * scale
         mean_step = tf.reduce_mean(step)
         bad_index = tf.where((bad_index < 0) & bad_now, t, bad_index)
@@ -207,7 +237,11 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
             target_log_prob=lq + beta * delta,
             grads_target_log_prob=[glq + beta * gdelta])
         results = results._replace(accepted_results=inner)
-        step_seed, seed = tfp.random.split_seed(seed)
+        step_seed, jitter_seed, seed = tfp.random.split_seed(seed, 3)
+        if step_jitter:
+            step = step * tf.random.stateless_uniform(
+                tf.concat([tf.shape(z)[:2], [1]], 0), jitter_seed,
+                minval=1.0 - step_jitter, maxval=1.0 + step_jitter, dtype=dtype)
         z, results = make_kernel(beta, step).one_step(z, results, seed=step_seed)
         z = tf.stop_gradient(z)
         value = results.accepted_results.target_log_prob
@@ -293,7 +327,8 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
                      target_accept_prob=0.6, step_size=0.1, adapt_step_size=True,
                      adaptation_rate=0.5, precondition=True, seed=None,
                      jit_compile=True, return_diagnostics=False,
-                     num_pilot_chains=DEFAULT_PILOT_CHAINS):
+                     num_pilot_chains=DEFAULT_PILOT_CHAINS, step_jitter=DEFAULT_STEP_JITTER,
+                     max_trajectory_length="auto"):
     """Per-example AIS estimate of log Z = log integral p(x, z) dz.
 
     Args:
@@ -318,6 +353,12 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
       num_pilot_chains: extra chains per example whose acceptance alone drives the
         adaptation (their weights are discarded; see `ais_chain`). Ignored when
         `adapt_step_size` is False.
+      step_jitter: per-chain, per-transition step multiplier drawn from
+        `[1 - step_jitter, 1 + step_jitter]` (0 disables it).
+      max_trajectory_length: cap on the adapted trajectory `L x step` in proposal
+        standard deviations; "auto" is pi/2 when both `adapt_step_size` and
+        `precondition` are on (a quarter period of a Gaussian as wide as the
+        proposal), otherwise None (no cap: a fixed `step_size` is used as given).
 
     Returns:
       `[B]` float64 numpy array of log Z estimates (log-mean-exp of the C chains'
@@ -347,6 +388,14 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
     seed_t = _as_seed(seed)
     if adapt_step_size:
         num_pilot_chains = _check_positive_int("num_pilot_chains", num_pilot_chains)
+    if not 0.0 <= step_jitter < 1.0:
+        raise ValueError(f"`step_jitter` must be in [0, 1); got {step_jitter!r}.")
+    if isinstance(max_trajectory_length, str) and max_trajectory_length == "auto":
+        max_trajectory_length = (DEFAULT_MAX_TRAJECTORY_LENGTH
+                                 if adapt_step_size and precondition else None)
+    elif max_trajectory_length is not None and not max_trajectory_length > 0:
+        raise ValueError("`max_trajectory_length` must be positive, None or 'auto'; got "
+                         f"{max_trajectory_length!r}.")
 
     def run(betas_t, steps_t, seed_t):
         return ais_chain(target_log_prob_fn, proposal, betas_t, num_chains=num_chains,
@@ -354,7 +403,8 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
                          seed=seed_t, adapt_step_size=adapt_step_size,
                          target_accept_prob=target_accept_prob,
                          adaptation_rate=adaptation_rate, precondition=precondition,
-                         num_pilot_chains=num_pilot_chains)
+                         num_pilot_chains=num_pilot_chains, step_jitter=step_jitter,
+                         max_trajectory_length=max_trajectory_length)
 
     if tf.executing_eagerly():
         run = tf.function(run, jit_compile=jit_compile, autograph=False)
@@ -378,6 +428,9 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
         "target_accept_prob": float(target_accept_prob),
         "adapt_step_size": bool(adapt_step_size),
         "num_pilot_chains": int(num_pilot_chains) if adapt_step_size else 0,
+        "step_jitter": float(step_jitter),
+        "max_trajectory_length": None if max_trajectory_length is None
+        else float(max_trajectory_length),
         "seed": None if seed is None else int(seed) if np.ndim(seed) == 0 else list(seed),
     }
     return AISResult(

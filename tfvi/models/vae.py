@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tfvi import bounds, estimators, regularizers
+from tfvi import bounds, estimators, input_pipeline, regularizers
 from tfvi.distributions import stratified_sample
 from tfvi.layers.priors import StandardNormal
 
@@ -294,16 +294,22 @@ class VAE(keras.Model):
     def metrics(self):
         return list(self._trackers.values())
 
-    def compile(self, optimizer="adam", jit_compile=None, **kwargs):
+    def compile(self, optimizer="adam", jit_compile=None, steps_per_execution=None,
+                **kwargs):
         """Keras `compile`; `jit_compile` defaults to XLA when no strategy is active.
 
         Measured in `benchmarks/train_throughput.py`: XLA speeds the training step up
         on CPU; under `MirroredStrategy` XLA fails (variables on several devices), so
-        it is off there.
+        it is off there. `steps_per_execution=None` lets `fit` choose it (see
+        `tfvi.input_pipeline`; an integer is used as given).
         """
         if jit_compile is None:
             jit_compile = not tf.distribute.has_strategy()
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        self.auto_steps_per_execution = steps_per_execution is None
+        super().compile(optimizer=optimizer, jit_compile=jit_compile,
+                        steps_per_execution=steps_per_execution or 1, **kwargs)
+        if self.auto_steps_per_execution:  # a reloaded model chooses again
+            self._compile_config.config["steps_per_execution"] = None
 
     def compile_from_config(self, config):
         # Keras skips models with a custom `compile`; ours only sets the XLA default,
@@ -344,14 +350,25 @@ class VAE(keras.Model):
         x, y = self.validate_data(x, y)
         if x is not None and not isinstance(x, tf.data.Dataset) and hasattr(x, "shape"):
             self.check_inputs(x, y)
+        dataset_given = isinstance(x, tf.data.Dataset)
+        if not args:
+            x, y, kwargs = self.fast_fit_path(x, y, kwargs)
         history = super().fit(x, y, *args, **kwargs)
-        if isinstance(x, tf.data.Dataset) and not history.history and \
+        if dataset_given and not history.history and \
                 kwargs.get("epochs", 1) > kwargs.get("initial_epoch", 0):
             from tfvi.data.validation import DataError
 
             raise DataError("`x` (a tf.data.Dataset) yielded no batches; rule: at least "
                             "one batch.")
         return history
+
+    def fast_fit_path(self, x, y, kwargs):
+        """`(x, y, kwargs)` for Keras' `fit`: when `compile` left
+        `steps_per_execution` to tfvi, several steps per call and arrays through
+        `tfvi.input_pipeline.array_dataset` (see `input_pipeline.fit_arguments`)."""
+        if not getattr(self, "auto_steps_per_execution", False):
+            return x, y, kwargs
+        return input_pipeline.fit_arguments(self, x, y, kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x, y = self.validate_data(x, y)

@@ -1,0 +1,98 @@
+"""`fit`'s fast path (tfvi.input_pipeline): same batches, same steps, same weights.
+
+All checks are exact identities (set equality of rows, step counts, weights of two
+deterministic runs), so no Monte Carlo tolerance is involved.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvi
+from tfvi import input_pipeline
+from tfvi.callbacks import NaNGuard
+from tfvi.schedules import KLWarmup
+
+
+def test_array_dataset_is_a_permutation_per_epoch_with_aligned_targets():
+    x = np.arange(23, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    y = -x[:, :1]
+    ds = input_pipeline.array_dataset(x, y, batch_size=5, shuffle=True, seed=3)
+    epochs = []
+    for _ in range(2):
+        batches = list(ds)
+        assert [len(b[0]) for b in batches] == [5, 5, 5, 5, 3]  # remainder kept
+        xs = np.concatenate([b[0].numpy() for b in batches])
+        ys = np.concatenate([b[1].numpy() for b in batches])
+        np.testing.assert_array_equal(np.sort(xs[:, 0]), np.arange(23))  # each row once
+        np.testing.assert_array_equal(ys[:, 0], -xs[:, 0])  # pairs stay together
+        epochs.append(xs[:, 0])
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
+    ordered = input_pipeline.array_dataset(x, shuffle=False, batch_size=4)
+    plain = np.concatenate([b.numpy() for b in ordered])
+    np.testing.assert_array_equal(plain, x)
+    with pytest.raises(ValueError, match="batch_size"):
+        input_pipeline.array_dataset(x, batch_size=0)
+    with pytest.raises(ValueError, match="`y` must have as many rows"):
+        input_pipeline.array_dataset(x, y[:5])
+
+
+def test_callbacks_that_act_before_every_step_get_one_step_per_call():
+    assert input_pipeline.needs_every_step(KLWarmup(5, per_step=True, steps_per_epoch=3))
+    assert not input_pipeline.needs_every_step(KLWarmup(5))
+    assert not input_pipeline.needs_every_step(NaNGuard())
+    assert input_pipeline.auto_steps_per_execution([NaNGuard()]) == \
+        input_pipeline.DEFAULT_STEPS_PER_EXECUTION
+    assert input_pipeline.auto_steps_per_execution(
+        [KLWarmup(5, per_step=True, steps_per_epoch=3)]) == 1
+
+
+def _model(**compile_kwargs):
+    keras.utils.set_random_seed(0)
+    model = tfvi.models.VAE(tfvi.layers.GaussianEncoder(2, hidden=(8,)),
+                            tfvi.layers.BernoulliDecoder(64, hidden=(8,)), input_dim=64,
+                            seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False,
+                  **compile_kwargs)
+    return model
+
+
+def test_fast_fit_runs_the_same_steps_as_keras_arrays():
+    x = tfvi.data.binarize(tfvi.data.load_digits()["train_probs"][:230], 0)
+    fast, keras_path = _model(), _model(steps_per_execution=1)
+    for model in (fast, keras_path):
+        model.fit(x, batch_size=50, epochs=2, shuffle=False, verbose=0)
+    # 230 = 4 x 50 + 30: five steps per epoch, the partial batch included.
+    assert int(fast.optimizer.iterations) == int(keras_path.optimizer.iterations) == 10
+    assert fast.steps_per_execution == input_pipeline.DEFAULT_STEPS_PER_EXECUTION
+    assert keras_path.steps_per_execution == 1
+    # Same batches in the same order, same sampling seeds: the same weights.
+    for a, b in zip(fast.weights, keras_path.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_per_step_callback_sees_every_step():
+    x = tfvi.data.binarize(tfvi.data.load_digits()["train_probs"][:100], 0)
+    model = _model()
+    seen = []
+
+    class Counter(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+
+    model.fit(x, batch_size=25, epochs=1, verbose=0, callbacks=[Counter()])
+    assert seen == [0, 1, 2, 3] and model.steps_per_execution == 1
+    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(25), epochs=1, verbose=0)
+    assert model.steps_per_execution == input_pipeline.DEFAULT_STEPS_PER_EXECUTION
+    assert int(model.optimizer.iterations) == 8
+
+
+def test_a_model_built_under_a_strategy_keeps_one_step_per_call():
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = _model()
+    assert input_pipeline.distributed(model) and not input_pipeline.distributed(_model())
+    x = tfvi.data.binarize(tfvi.data.load_digits()["train_probs"][:50], 0)
+    model.fit(x, batch_size=25, epochs=1, verbose=0)  # outside the scope, as Keras allows
+    assert model.steps_per_execution == 1 and int(model.optimizer.iterations) == 2
