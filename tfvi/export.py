@@ -43,6 +43,12 @@ IWAE_CHUNK = 128
 SIGNATURES = ("encode", "decode", "sample", "prior_log_prob", "elbo", "log_likelihood")
 
 
+def input_shape_of(model):
+    """The shape of one model input without the batch axis: `(D,)` or e.g. `(28, 28, 1)`."""
+    dim = model.input_dim
+    return tuple(int(s) for s in dim) if isinstance(dim, (list, tuple)) else (int(dim),)
+
+
 class ServingModule(tf.Module):
     """The serving functions of a tfvi encoder/decoder model (see module docstring).
 
@@ -55,9 +61,9 @@ class ServingModule(tf.Module):
     def __init__(self, model, target_spec=None):
         super().__init__(name="tfvi_serving")
         self.model = model
-        input_dim = int(model.input_dim)
+        input_shape = input_shape_of(model)
         latent_dim = int(model.latent_dim)
-        x_spec = tf.TensorSpec([None, input_dim], tf.float32, name="x")
+        x_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="x")
         z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
         n_spec = tf.TensorSpec([], tf.int32, name="n")
         seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
@@ -141,7 +147,9 @@ def export_model(model, path, target_spec=None, metadata=None):
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
     tf.saved_model.save(module, tmp, signatures=module.signatures())
     meta = dict(metadata or {})
-    meta.update(input_dim=int(model.input_dim), latent_dim=int(model.latent_dim),
+    input_shape = input_shape_of(model)
+    meta.update(input_dim=input_shape[0] if len(input_shape) == 1 else list(input_shape),
+                latent_dim=int(model.latent_dim),
                 num_components=int(getattr(model, "num_components", 1)),
                 signatures=list(SIGNATURES), has_target=module.has_target,
                 target_shape=None if target_spec is None else list(target_spec.shape),
