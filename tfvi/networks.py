@@ -36,7 +36,8 @@ import keras
 
 __all__ = ["ResidualBlock", "conv_vae_decoder", "conv_vae_encoder", "dense_vae_decoder",
            "dense_vae_encoder", "resnet_vae_decoder", "resnet_vae_encoder",
-           "tfp_example_decoder", "tfp_example_encoder", "ARCHITECTURES"]
+           "tfp_example_decoder", "tfp_example_encoder", "ARCHITECTURES", "ARCHITECTURE_NAMES",
+           "decoder_network", "encoder_network"]
 
 _ENCODER_PLAN = ((32, 1), (32, 1), (64, 2), (64, 1), (64, 2), (16, 1))  # (channels, stride)
 _DECODER_PLAN = ((64, 1), (64, 2), (64, 1), (32, 2), (32, 1))
@@ -189,9 +190,30 @@ def tfp_example_decoder(event_shape=(28, 28, 1), base_depth=32, name="tfp_exampl
         deconv(base_depth, 5)], name=name)
 
 
-# --architecture name -> (encoder network factory, decoder network factory).
+# Xu et al.'s networks by --architecture name: (encoder factory, decoder factory).
 ARCHITECTURES = {
     "dense_vae": (dense_vae_encoder, dense_vae_decoder),
     "conv_vae": (conv_vae_encoder, conv_vae_decoder),
     "resnet_vae": (resnet_vae_encoder, resnet_vae_decoder),
 }
+# Every --architecture value: "mlp" (the heads' own MLP), Xu et al.'s three, and
+# "conv" (Morningstar et al.'s TFP-example networks).
+ARCHITECTURE_NAMES = ("mlp",) + tuple(ARCHITECTURES) + ("conv",)
+
+
+def encoder_network(architecture, latent_dim):
+    """The named architecture's encoder network (None for "mlp")."""
+    if architecture == "mlp":
+        return None
+    if architecture == "conv":
+        return tfp_example_encoder(latent_dim)
+    return ARCHITECTURES[architecture][0]()
+
+
+def decoder_network(architecture, event_shape):
+    """The named architecture's decoder network for images of `event_shape` (None: "mlp")."""
+    if architecture == "mlp":
+        return None
+    if architecture == "conv":
+        return tfp_example_decoder(event_shape)
+    return ARCHITECTURES[architecture][1]()

@@ -265,7 +265,8 @@ def train(f):
         bundle = datasets.load(f.dataset, data_dir=f.data_dir, seed=f.seed,
                                validation_fraction=f.validation_fraction)
         prepared = datasets.prepare(bundle, None if f.likelihood == "auto" else f.likelihood,
-                                    f.view, f.target, seed=f.seed)
+                                    f.view, f.target, seed=f.seed,
+                                    images=f.architecture != "mlp")
     except ValueError as err:
         raise LaunchError(str(err)) from None
     keras.utils.set_random_seed(f.seed)
@@ -393,7 +394,8 @@ def train(f):
         target_spec = None
         if y_test is not None:
             target_spec = (tf.TensorSpec([None], tf.int32) if prepared.target == "label"
-                           else tf.TensorSpec([None, prepared.target_dim], tf.float32))
+                           else tf.TensorSpec([None, *tf.nest.flatten(prepared.target_dim)],
+                                              tf.float32))
         export_model(model, os.path.join(f.workdir, "export"), target_spec,
                      metadata={"flags": tfvi_flags.flag_dict(f, include_run_control=True)})
     metrics["wall_time_seconds"] = {"train": train_seconds,

@@ -71,7 +71,7 @@ class NetworkDecoder(keras.layers.Layer):
 
     def __init__(self, output_dim=None, hidden=(200, 200), activation="tanh", skip=False,
                  event_shape=None, network=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**heads.float32_policy(kwargs))
         if event_shape is None and output_dim is None:
             raise ValueError("Give the decoder's `event_shape` (or `output_dim`).")
         if event_shape is not None and output_dim is not None and (
@@ -91,7 +91,7 @@ class NetworkDecoder(keras.layers.Layer):
         self.head = None  # built in `build`, once the features' shape is known
         self.skip_layer = (
             keras.layers.Dense(heads.num_elements(self.param_shape), use_bias=False,
-                               name="skip")
+                               name="skip", dtype=self.dtype_policy)
             if self.skip else None
         )
         self.latent_dim = None
@@ -114,7 +114,7 @@ class NetworkDecoder(keras.layers.Layer):
                 f"the event shape {shape}; got {h_shape}.")
         if self.head is None:
             units = shape[-1] if self.spatial_head else heads.num_elements(shape)
-            self.head = keras.layers.Dense(units, name="head")
+            self.head = keras.layers.Dense(units, name="head", dtype=self.dtype_policy)
         if not self.head.built:
             self.head.build(h_shape)
         if self.skip_layer is not None and not self.skip_layer.built:

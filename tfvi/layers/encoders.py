@@ -65,7 +65,7 @@ class MixtureEncoder(keras.layers.Layer):
         network=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(**heads.float32_policy(kwargs))
         self.latent_dim = _check_positive_int("latent_dim", latent_dim)
         self.num_components = _check_positive_int("components", components)
         self.covariance = _check_choice("covariance", covariance, _COVARIANCES)
@@ -76,9 +76,11 @@ class MixtureEncoder(keras.layers.Layer):
         self.trunk = self.network if self.network is not None else MLP(
             hidden, activation, name="trunk")
         scale_size = d if covariance == "diag" else d * (d + 1) // 2
-        self.loc_layer = keras.layers.Dense(k * d, name="loc")
-        self.scale_layer = keras.layers.Dense(k * scale_size, name="scale")
-        self.logits_layer = keras.layers.Dense(k, name="logits") if k > 1 else None
+        dtype = self.dtype_policy  # the head's precision (float32 under mixed precision)
+        self.loc_layer = keras.layers.Dense(k * d, name="loc", dtype=dtype)
+        self.scale_layer = keras.layers.Dense(k * scale_size, name="scale", dtype=dtype)
+        self.logits_layer = (keras.layers.Dense(k, name="logits", dtype=dtype)
+                             if k > 1 else None)
         self.input_dim = None
         self.input_shape_ = None  # the shape of one x, without the batch axis
 

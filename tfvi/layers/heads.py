@@ -9,6 +9,8 @@ both kinds of head use:
 * `get_network(network)`: a Keras layer/model (or its serialised config) or None;
 * `feature_shape(network, input_shape)`: builds the network and returns the shape of
   its output for `input_shape` (batch axis included, `None`);
+* `float32_policy(kwargs)`: heads and priors compute in float32 under a
+  mixed-precision global policy (the networks keep the low precision);
 * `flatten_leading(x, event_rank)` / `restore_leading(y, leading, event_rank)`: fold
   the leading sample axes `[T, K, batch]` of `x` into one so a network sees
   `[n, ...]`, and unfold them afterwards.
@@ -20,7 +22,8 @@ import keras
 import tensorflow as tf
 
 __all__ = ["check_choice", "check_positive_int", "event_shape_of", "feature_shape",
-           "flatten_leading", "get_network", "num_elements", "restore_leading"]
+           "flatten_leading", "float32_policy", "get_network", "num_elements",
+           "restore_leading"]
 
 
 def check_positive_int(name, value):
@@ -93,3 +96,13 @@ def restore_leading(y, leading, event_rank):
     event = tf.shape(y)[1:] if event_rank else tf.constant([], tf.int32)
     out = tf.reshape(y, tf.concat([leading, event], 0))
     return out
+
+
+def float32_policy(kwargs):
+    """`kwargs` with `dtype="float32"` added when a mixed-precision global policy
+    (`mixed_bfloat16`, `mixed_float16`) is set and no dtype was given: distribution
+    heads and priors then compute every log-density in float32, while networks built
+    under the global policy compute in the low precision."""
+    if kwargs.get("dtype") is None and keras.config.dtype_policy().name.startswith("mixed"):
+        kwargs = dict(kwargs, dtype="float32")
+    return kwargs

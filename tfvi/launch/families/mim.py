@@ -58,8 +58,8 @@ def evaluate_mim(model, prepared, flags):
         x, y = x[:n], (x if y is None else y)[:n]
         codes = latent_codes(model, x)
         metrics = {
-            "ksg_mutual_information": ksg_mutual_information(
-                x, latent_codes(model, x, sample=True, seed=flags.seed), k=5,
+            "ksg_mutual_information": ksg_mutual_information(  # images as vectors
+                x.reshape(len(x), -1), latent_codes(model, x, sample=True, seed=flags.seed), k=5,
                 max_points=flags.mim_ksg_points, seed=flags.seed),
             "reconstruction_rmse": reconstruction_rmse(y, mim_plots.reconstruct(
                 model, x, flags.seed)),
