@@ -19,3 +19,4 @@ __version__ = "0.1.0"
 __all__ = ["bounds", "data", "distributions", "evaluation", "layers", "models", "priors"]
 __all__ += ["mcmc"]
 from tfvi import burn_in, estimators  # noqa: E402  (seed 000: B.3 burn-in, gradient estimators)
+from tfvi import networks  # noqa: E402  (the papers' networks; registers ResidualBlock)
