@@ -26,7 +26,7 @@ def posterior_mean_variance(model, x, batch_size=500, num_samples=1000, seed=0):
     """Var_x(E_q[z_u]) for each latent dimension u: float64 `[latent_dim]`."""
     x = np.asarray(x, np.float32)
     if x.ndim < 2 or len(x) < 2:
-        raise ValueError(f"`x` must have shape [N >= 2, *input_shape]; got {x.shape}.")
+        raise ValueError(f"`x` must have shape [N >= 2, input_dim]; got {x.shape}.")
     means = []
     for b, start in enumerate(range(0, len(x), batch_size)):
         seed_b = tf.constant([seed, b], tf.int32)

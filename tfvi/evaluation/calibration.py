@@ -106,7 +106,7 @@ def posterior_predictive(model, x, num_samples=10_000, batch_size=100,
         raise ValueError(f"`num_samples` must be a positive integer; got {num_samples!r}.")
     x = np.asarray(x, np.float32)
     if x.ndim < 2:
-        raise ValueError(f"`x` must have shape [N, *input_shape]; got {x.shape}.")
+        raise ValueError(f"`x` must have shape [N, input_dim]; got {x.shape}.")
     chunk = max(1, min(num_samples, max_chunk_elements // batch_size))
 
     @tf.function

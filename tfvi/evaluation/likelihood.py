@@ -59,7 +59,7 @@ def iwae_log_likelihood(model, x, num_samples=5000, batch_size=100, y=None, seed
     x = np.asarray(x)
     y = x if y is None else np.asarray(y)
     if x.ndim < 2:
-        raise ValueError(f"`x` must have shape [N, *input_shape]; got {x.shape}.")
+        raise ValueError(f"`x` must have shape [N, input_dim]; got {x.shape}.")
     if len(y) != len(x):
         raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")
     k = model.num_components if stratified else 1

@@ -99,7 +99,7 @@ def encoder_mutual_information(model, x, seed=0):
 
     x = np.asarray(x, dtype=np.float32)
     if x.ndim < 2 or x.shape[0] < 2:
-        raise ValueError(f"`x` must have shape [num_points >= 2, *input_shape]; got {x.shape}.")
+        raise ValueError(f"`x` must have shape [num_points >= 2, input_dim]; got {x.shape}.")
     q = model.encoder(tf.convert_to_tensor(x))
     z = q.sample(seed=tf.constant([seed, 17], tf.int32))                 # [N, d]
     log_q = q.log_prob(z[:, None, :])                                     # [N_z, N_x]
