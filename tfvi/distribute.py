@@ -273,7 +273,7 @@ def distributed_iwae_log_likelihood(model, x, strategy, num_samples=5000, batch_
     batch_size = _check_positive_int("batch_size", batch_size)
     x = np.asarray(x, np.float32)
     y = x if y is None else np.asarray(y)
-    if x.ndim != 2:
+    if x.ndim < 2:
         raise ValueError(f"`x` must have shape [N, input_dim]; got {x.shape}.")
     if len(y) != len(x):
         raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")

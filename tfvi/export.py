@@ -52,6 +52,12 @@ IWAE_CHUNK = 128
 SIGNATURES = ("encode", "decode", "sample", "prior_log_prob", "elbo", "log_likelihood")
 
 
+def input_shape_of(model):
+    """The shape of one model input without the batch axis: `(D,)` or e.g. `(28, 28, 1)`."""
+    dim = model.input_dim
+    return tuple(int(s) for s in dim) if isinstance(dim, (list, tuple)) else (int(dim),)
+
+
 class ServingModule(tf.Module):
     """The serving functions of a tfvi encoder/decoder model (see module docstring).
 
@@ -67,9 +73,9 @@ class ServingModule(tf.Module):
         super().__init__(name="tfvi_serving")
         self.model = model
         self.validate_data = bool(validate_data)
-        input_dim = int(model.input_dim)
+        input_shape = input_shape_of(model)
         latent_dim = int(model.latent_dim)
-        x_spec = tf.TensorSpec([None, input_dim], tf.float32, name="x")
+        x_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="x")
         z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
         n_spec = tf.TensorSpec([], tf.int32, name="n")
         seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
@@ -179,7 +185,9 @@ def export_model(model, path, target_spec=None, metadata=None, validate_data=Tru
     """
     module = ServingModule(model, target_spec, validate_data)
     meta = dict(metadata or {})
-    meta.update(input_dim=int(model.input_dim), latent_dim=int(model.latent_dim),
+    input_shape = input_shape_of(model)
+    meta.update(input_dim=input_shape[0] if len(input_shape) == 1 else list(input_shape),
+                latent_dim=int(model.latent_dim),
                 num_components=int(getattr(model, "num_components", 1)),
                 signatures=list(SIGNATURES), has_target=module.has_target,
                 target_shape=None if target_spec is None else list(target_spec.shape),

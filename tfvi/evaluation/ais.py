@@ -68,7 +68,7 @@ def _prepare(preset, x, y, batch_size, **overrides):
     betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
     x = np.asarray(x, np.float32)
     y = x if y is None else np.asarray(y)
-    if x.ndim != 2 or len(x) == 0:
+    if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"`x` must have shape [N >= 1, input_dim]; got {x.shape}.")
     if len(y) != len(x):
         raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")

@@ -112,7 +112,7 @@ def posterior_predictive(model: keras.Model, x: ArrayLike, num_samples: int = 10
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
         raise ValueError(f"`num_samples` must be a positive integer; got {num_samples!r}.")
     x = np.asarray(x, np.float32)
-    if x.ndim != 2:
+    if x.ndim < 2:
         raise ValueError(f"`x` must have shape [N, input_dim]; got {x.shape}.")
     chunk = max(1, min(num_samples, max_chunk_elements // batch_size))
 

@@ -62,7 +62,7 @@ def iwae_log_likelihood(model: keras.Model, x: ArrayLike, num_samples: int = 500
     batch_size = _check_positive_int("batch_size", batch_size)
     x = np.asarray(x)
     y = x if y is None else np.asarray(y)
-    if x.ndim != 2:
+    if x.ndim < 2:
         raise ValueError(f"`x` must have shape [N, input_dim]; got {x.shape}.")
     if len(y) != len(x):
         raise ValueError(f"`y` has {len(y)} examples but `x` has {len(x)}.")

@@ -103,7 +103,7 @@ def encoder_mutual_information(model: keras.Model, x: ArrayLike, seed: int = 0) 
     import tensorflow as tf
 
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2 or x.shape[0] < 2:
+    if x.ndim < 2 or x.shape[0] < 2:
         raise ValueError(f"`x` must have shape [num_points >= 2, input_dim]; got {x.shape}.")
     q = model.encoder(tf.convert_to_tensor(x))
     z = q.sample(seed=tf.constant([seed, 17], tf.int32))                 # [N, d]

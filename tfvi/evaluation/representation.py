@@ -158,14 +158,18 @@ def representation_metrics(model, x, targets=None, labels=None, train_codes=None
     """
     from tfvi.evaluation.mutual_information import ksg_mutual_information
 
+    def flat(a):  # images as vectors
+        a = np.asarray(a)
+        return a.reshape(len(a), -1)
+
     out = {"ksg_mutual_information": ksg_mutual_information(
-        x, latent_codes(model, x, sample=True, seed=seed), k=5, max_points=ksg_points,
+        flat(x), latent_codes(model, x, sample=True, seed=seed), k=5, max_points=ksg_points,
         seed=seed)}
     if targets is not False and hasattr(model, "decoder"):
         rec = reconstructions(model, x, seed)
         if rec is not None:
             out["reconstruction_rmse"] = reconstruction_rmse(
-                x if targets is None else targets, rec)
+                flat(x if targets is None else targets), flat(rec))
     if labels is not None and train_codes is not None and train_labels is not None:
         codes = latent_codes(model, x)
         labels = np.asarray(labels)

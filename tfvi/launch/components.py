@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvi import layers, priors
+from tfvi import layers, networks, priors
 from tfvi.data.synthetic import abs_toy_likelihood
 from tfvi.launch import flags as tfvi_flags
 from tfvi.launch.registry import (
@@ -22,11 +22,31 @@ def hidden_sizes(values):
     return tuple(int(v) for v in values if str(v).strip())
 
 
+def _architecture(flags):
+    return getattr(flags, "architecture", "mlp")
+
+
+def encoder_network(flags, latent_dim, input_dim):
+    """`--architecture`'s encoder network for image inputs (`input_dim` a shape); None
+    (the MLP of --encoder_hidden) for flat inputs such as the single-column view."""
+    if not isinstance(input_dim, tuple):
+        return None
+    return networks.encoder_network(_architecture(flags), latent_dim)
+
+
+def decoder_network(flags, target_dim):
+    """`--architecture`'s decoder network for image targets; None for flat ones."""
+    if not isinstance(target_dim, tuple):
+        return None
+    return networks.decoder_network(_architecture(flags), target_dim)
+
+
 # ------------------------------------------------------------------ posteriors
 @register_posterior("gaussian")
 def gaussian_posterior(flags, latent_dim, input_dim):
     return layers.GaussianEncoder(latent_dim, hidden=hidden_sizes(flags.encoder_hidden),
                                   activation=flags.activation, covariance=flags.covariance,
+                                  network=encoder_network(flags, latent_dim, input_dim),
                                   name="encoder")
 
 
@@ -35,6 +55,7 @@ def mixture_posterior(flags, latent_dim, input_dim):
     return layers.MixtureEncoder(latent_dim, components=flags.components,
                                  hidden=hidden_sizes(flags.encoder_hidden),
                                  activation=flags.activation, covariance=flags.covariance,
+                                 network=encoder_network(flags, latent_dim, input_dim),
                                  name="encoder")
 
 
@@ -52,24 +73,25 @@ def mog_prior(flags, latent_dim, encoder, prepared):
 
 
 # ----------------------------------------------------------------- likelihoods
-def _decoder_kwargs(flags):
+def _decoder_kwargs(flags, target_dim):
     return dict(hidden=hidden_sizes(flags.decoder_hidden), activation=flags.activation,
-                skip=flags.skip, name="decoder")
+                skip=flags.skip, network=decoder_network(flags, target_dim), name="decoder")
 
 
 @register_likelihood("bernoulli")
 def bernoulli_likelihood(flags, target_dim, prepared):
-    return layers.BernoulliDecoder(target_dim, **_decoder_kwargs(flags))
+    return layers.BernoulliDecoder(target_dim, **_decoder_kwargs(flags, target_dim))
 
 
 @register_likelihood("gaussian")
 def gaussian_likelihood(flags, target_dim, prepared):
-    return layers.GaussianDecoder(target_dim, scale="per_dimension", **_decoder_kwargs(flags))
+    return layers.GaussianDecoder(target_dim, scale="per_dimension",
+                                  **_decoder_kwargs(flags, target_dim))
 
 
 @register_likelihood("logit_normal")
 def logit_normal_likelihood(flags, target_dim, prepared):
-    return layers.LogitNormalDecoder(target_dim, **_decoder_kwargs(flags))
+    return layers.LogitNormalDecoder(target_dim, **_decoder_kwargs(flags, target_dim))
 
 
 @register_likelihood("categorical")

@@ -355,11 +355,12 @@ def evaluate(f):
     prepared = datasets.prepare(bundle, None if likelihood == "auto" else likelihood,
                                 train_flags.get("view", "full"),
                                 train_flags.get("target", "input"),
-                                seed=train_flags.get("seed", 0))
+                                seed=train_flags.get("seed", 0),
+                                images=train_flags.get("architecture", "mlp") != "mlp")
     if f.split not in prepared.eval_splits:
         raise ValueError(f"--split={f.split} does not exist here; accepted values: "
                          f"{', '.join(sorted(prepared.eval_splits))}.")
-    if prepared.input_dim != meta["input_dim"]:
+    if tf.nest.flatten(prepared.input_dim) != tf.nest.flatten(meta["input_dim"]):
         raise ValueError(f"--dataset={dataset} has input size {prepared.input_dim} but the "
                          f"model expects {meta['input_dim']}.")
     x, y, _ = prepared.eval_splits[f.split]

@@ -18,6 +18,7 @@ import sys
 
 from absl import flags
 
+from tfvi import networks
 from tfvi.data.datasets import DATASETS, TARGETS, VIEWS
 from tfvi.launch import presets
 from tfvi.launch.registry import (
@@ -125,6 +126,11 @@ def define_flags():
     flags.DEFINE_boolean("export", True, "Write the SavedModel to workdir/export.")
     flags.DEFINE_boolean("plots", True, "Write plots/*.png.")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: Keras progress bar, 2: one line per epoch.")
+    flags.DEFINE_string("architecture", "mlp", "Networks under the encoder/decoder heads "
+                        "(image data sets; flat inputs and label targets keep the MLP): mlp "
+                        "(--encoder_hidden/--decoder_hidden), dense_vae, conv_vae, resnet_vae "
+                        "(Xu et al., B.2, for 28x28 images), conv (Morningstar et al.'s "
+                        "TFP-example networks).")
     flags.DEFINE_string("preset", None, "Named preset of flag values (explicit flags win): "
                         + ", ".join(sorted(presets.PRESETS)) + ".")
     annotate_family_defaults()
@@ -217,6 +223,7 @@ def validate(f):
     _choice("lr_schedule", f.lr_schedule, LR_SCHEDULES)
     _choice("strategy", f.strategy, STRATEGIES)
     _choice("jit_compile", f.jit_compile, ("auto", "true", "false"))
+    _choice("architecture", f.architecture, networks.ARCHITECTURE_NAMES)
     for name in ("components", "samples", "latent_dim", "batch_size", "epochs",
                  "eval_iwae_samples", "prior_components", "lr_decay_steps", "ksg_points",
                  "checkpoint_keep"):

@@ -210,7 +210,8 @@ def train(f):
         bundle = datasets.load(f.dataset, data_dir=f.data_dir, seed=f.seed,
                                validation_fraction=f.validation_fraction)
         prepared = datasets.prepare(bundle, None if f.likelihood == "auto" else f.likelihood,
-                                    f.view, f.target, seed=f.seed)
+                                    f.view, f.target, seed=f.seed,
+                                    images=f.architecture != "mlp")
     except ValueError as err:
         raise LaunchError(str(err)) from None
     keras.utils.set_random_seed(f.seed)

@@ -1,8 +1,11 @@
 """Likelihoods p(x|z): Keras layers whose `call(z)` returns a distribution over x.
 
-`z` may carry any leading sample dimensions: `[T, K, batch, d]` in, a distribution
-with batch shape `[T, K, batch]` out, so `decoder(z).log_prob(x)` with `x` of shape
-`[batch, D]` broadcasts to `[T, K, batch]` log-likelihoods.
+Each is a network (the default MLP, a network from `tfvi.networks`, or any Keras
+layer or model) under a distribution head (`NetworkDecoder`). `z` may carry any
+leading sample dimensions: `[T, K, batch, d]` in, a distribution with batch shape
+`[T, K, batch]` and event shape `event_shape` (e.g. `[D]` or `[28, 28, 1]`) out, so
+`decoder(z).log_prob(x)` with `x` of shape `[batch, *event_shape]` broadcasts to
+`[T, K, batch]` log-likelihoods (summed over every event axis).
 
 Every decoder exposes:
 
@@ -12,8 +15,8 @@ Every decoder exposes:
 * `prepare_targets(x)` -> the targets as the likelihood scores them (clipping for the
   logit-normal, validation of {0, 1} data for the Bernoulli when `validate_args`).
 
-`skip=True` adds one affine layer from z straight to the output (seed 000, B.2) so
-gradients reach the encoder early in training.
+`skip=True` adds one affine layer from z straight to the output (Morningstar et al.,
+appendix B.2) so gradients reach the encoder early in training.
 """
 
 import keras
@@ -21,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvi.layers.encoders import _check_choice, _check_positive_int
+from tfvi.layers import heads
 from tfvi.layers.mlp import MLP
 
 tfd = tfp.distributions
@@ -34,68 +37,155 @@ def _softplus_inverse(x):
     return float(np.log(np.expm1(x)))
 
 
-class _MLPDecoder(keras.layers.Layer):
-    """MLP from z to `output_dim` location/logit parameters (+ optional skip layer)."""
+class NetworkDecoder(keras.layers.Layer):
+    """A network from z to features, and the head from features to the event.
 
-    def __init__(self, output_dim, hidden=(200, 200), activation="tanh", skip=False,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.output_dim = _check_positive_int("output_dim", output_dim)
+    `z` `[*leading, d]` (leading sample axes such as `[T, K, batch]`) is flattened to
+    `[n, d]`, the network maps it to features, the head maps the features to one
+    parameter tensor of shape `[n, *param_shape]` (logits or locations; `param_shape`
+    is the event shape, `[num_classes]` for the categorical), and the leading axes are
+    restored: `[*leading, *param_shape]`. The head is
+
+    * a dense layer and a reshape when the features are flat, `[n, F]`;
+    * a 1x1 linear convolution (a dense layer on the channel axis: Xu et al.'s
+      LinearConv1x1, appendix B.2) when the features already have the event's
+      spatial shape, `[n, *param_shape[:-1], C]`.
+
+    `skip=True` adds `W z` (an affine map, no bias, reshaped to the event) to the
+    output: Morningstar et al.'s skip connection (appendix B.2), so gradients reach the
+    encoder early in training. Features are cast to float32 before the head, so under
+    a mixed-precision policy the network computes in low precision and every
+    log-density in float32.
+
+    Args:
+      output_dim: the event shape, an int `D` or a tuple such as `(28, 28, 1)` (the
+        old name; `event_shape` is the same argument).
+      hidden: widths of the default MLP's hidden layers (ignored with `network`).
+      activation: their activation.
+      skip: add the skip connection.
+      event_shape: the event shape (give this or `output_dim`).
+      network: any Keras layer or model from `[n, d]` to features `[n, F]` or
+        `[n, *event_shape[:-1], C]`; None (default) builds the MLP from
+        `hidden`/`activation`.
+    """
+
+    def __init__(self, output_dim=None, hidden=(200, 200), activation="tanh", skip=False,
+                 event_shape=None, network=None, **kwargs):
+        super().__init__(**heads.float32_policy(kwargs))
+        if event_shape is None and output_dim is None:
+            raise ValueError("Give the decoder's `event_shape` (or `output_dim`).")
+        if event_shape is not None and output_dim is not None and (
+                heads.event_shape_of(event_shape) != heads.event_shape_of(output_dim)):
+            raise ValueError(f"`event_shape`={event_shape!r} and `output_dim`="
+                             f"{output_dim!r} disagree; give one of them.")
+        self.event_shape = heads.event_shape_of(
+            output_dim if event_shape is None else event_shape,
+            "output_dim" if event_shape is None else "event_shape")
+        self.output_dim = heads.num_elements(self.event_shape)
         self.hidden = tuple(hidden)
         self.activation = activation
         self.skip = bool(skip)
-        self.trunk = MLP(hidden, activation, name="trunk")
-        self.head = keras.layers.Dense(self.output_dim, name="head")
+        self.network = heads.get_network(network, "network")
+        self.trunk = self.network if self.network is not None else MLP(
+            hidden, activation, name="trunk")
+        self.head = None  # built in `build`, once the features' shape is known
         self.skip_layer = (
-            keras.layers.Dense(self.output_dim, use_bias=False, name="skip")
+            keras.layers.Dense(heads.num_elements(self.param_shape), use_bias=False,
+                               name="skip", dtype=self.dtype_policy)
             if self.skip else None
         )
         self.latent_dim = None
+        self.spatial_head = False
+
+    @property
+    def param_shape(self):
+        """Shape of the parameter tensor the head emits per z (the event shape)."""
+        return self.event_shape
 
     def build(self, input_shape):
         self.latent_dim = int(input_shape[-1])
-        # Sublayers may already be built by a direct `decoder_parameters` call.
-        if not self.trunk.built:
-            self.trunk.build(input_shape)
+        h_shape = heads.feature_shape(self.trunk, (None, self.latent_dim))
+        shape = self.param_shape
+        self.spatial_head = len(h_shape) > 2
+        if self.spatial_head and tuple(h_shape[1:-1]) != shape[:-1]:
+            raise ValueError(
+                f"Decoder {self.name!r}: its network's output (the features) must have "
+                f"shape [n, F] or [n, {', '.join(map(str, shape[:-1] + ('C',)))}] for "
+                f"the event shape {shape}; got {h_shape}.")
+        if self.head is None:
+            units = shape[-1] if self.spatial_head else heads.num_elements(shape)
+            self.head = keras.layers.Dense(units, name="head", dtype=self.dtype_policy)
         if not self.head.built:
-            self.head.build(self.trunk.compute_output_shape(input_shape))
+            self.head.build(h_shape)
         if self.skip_layer is not None and not self.skip_layer.built:
-            self.skip_layer.build(input_shape)
+            self.skip_layer.build((None, self.latent_dim))
         self.built = True
 
     def _outputs(self, z):
-        out = self.head(self.trunk(z))
+        """`[*leading, d]` -> the head's output `[*leading, *param_shape]` (float32)."""
+        z = tf.convert_to_tensor(z)
+        if not self.built:
+            self.build(z.shape)
+        flat_z, leading = heads.flatten_leading(z, 1)
+        h = tf.cast(self.trunk(flat_z), tf.float32)
+        out = self.head(h)
+        n = tf.shape(flat_z)[:1]
+        shape = tf.concat([n, self.param_shape], 0)
+        out = tf.reshape(out, shape)
         if self.skip_layer is not None:
-            out = out + self.skip_layer(z)
-        return out
+            out = out + tf.reshape(self.skip_layer(tf.cast(flat_z, tf.float32)), shape)
+        out = heads.restore_leading(out, leading, len(self.param_shape))
+        return tf.ensure_shape(out, [None] * (z.shape.rank - 1) + list(self.param_shape)) \
+            if z.shape.rank is not None else out
 
     def call(self, z):
         return self.distribution(self.decoder_parameters(z))
 
     def prepare_targets(self, x):
-        return tf.convert_to_tensor(x, dtype=self.compute_dtype)
+        """The targets as the likelihood scores them; checks their event shape."""
+        x = tf.convert_to_tensor(x, dtype=tf.float32)
+        self.check_event_shape(x, "x")
+        return x
+
+    def check_event_shape(self, x, name):
+        """A ValueError unless `x` ends in the event shape (`[batch, *event_shape]`)."""
+        n = len(self.event_shape)
+        if x.shape.rank is None:
+            return
+        if x.shape.rank < n or any(a not in (None, b) for a, b in zip(
+                x.shape[x.shape.rank - n:], self.event_shape)):
+            raise ValueError(
+                f"Decoder {self.name!r} scores targets `{name}` of shape "
+                f"[batch, {', '.join(map(str, self.event_shape))}]; got shape "
+                f"{tuple(x.shape)}.")
+
+    def independent(self, base):
+        """`base` with every event axis reinterpreted: log_prob sums over all of them."""
+        return tfd.Independent(base, len(self.event_shape))
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            output_dim=self.output_dim,
+            event_shape=list(self.event_shape),
             hidden=list(self.hidden),
             activation=self.activation,
             skip=self.skip,
+            network=(None if self.network is None
+                     else keras.saving.serialize_keras_object(self.network)),
         )
         return config
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
-class BernoulliDecoder(_MLPDecoder):
+class BernoulliDecoder(NetworkDecoder):
     """p(x|z) = prod_i Bernoulli(x_i; sigmoid(f(z)_i)), parameterised by logits.
 
-    Event shape `[output_dim]`. With `validate_args=True` the targets are checked to be
+    Event shape `event_shape`. With `validate_args=True` the targets are checked to be
     in {0, 1} (a `ValueError` for arrays checked eagerly, an `InvalidArgumentError`
     inside a compiled step).
     """
 
-    def __init__(self, output_dim, hidden=(200, 200), activation="tanh", skip=False,
+    def __init__(self, output_dim=None, hidden=(200, 200), activation="tanh", skip=False,
                  validate_args=False, **kwargs):
         super().__init__(output_dim, hidden, activation, skip, **kwargs)
         self.validate_args = bool(validate_args)
@@ -104,7 +194,7 @@ class BernoulliDecoder(_MLPDecoder):
         return {"logits": self._outputs(z)}
 
     def distribution(self, params):
-        return tfd.Independent(tfd.Bernoulli(logits=params["logits"], dtype=tf.float32), 1)
+        return self.independent(tfd.Bernoulli(logits=params["logits"], dtype=tf.float32))
 
     def prepare_targets(self, x):
         x = super().prepare_targets(x)
@@ -133,7 +223,7 @@ _GAUSSIAN_SCALES = ("shared", "per_dimension", "fixed")
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
-class GaussianDecoder(_MLPDecoder):
+class GaussianDecoder(NetworkDecoder):
     """p(x|z) = N(x; f(z), diag(s^2)) with s learned (one shared value or one per
     dimension) or fixed.
 
@@ -147,14 +237,14 @@ class GaussianDecoder(_MLPDecoder):
       init_scale: initial (or fixed) value of s.
     """
 
-    def __init__(self, output_dim, hidden=(200, 200), activation="tanh", skip=False,
+    def __init__(self, output_dim=None, hidden=(200, 200), activation="tanh", skip=False,
                  scale="shared", init_scale=1.0, **kwargs):
         super().__init__(output_dim, hidden, activation, skip, **kwargs)
-        self.scale = _check_choice("scale", scale, _GAUSSIAN_SCALES)
+        self.scale = heads.check_choice("scale", scale, _GAUSSIAN_SCALES)
         if not init_scale > 0:
             raise ValueError(f"`init_scale` must be positive; got {init_scale!r}.")
         self.init_scale = float(init_scale)
-        shape = (self.output_dim,) if scale == "per_dimension" else ()
+        shape = self.event_shape if scale == "per_dimension" else ()
         self.raw_scale = self.add_weight(
             shape=shape,
             initializer=keras.initializers.Constant(
@@ -165,7 +255,7 @@ class GaussianDecoder(_MLPDecoder):
         )
 
     def observation_scale(self):
-        """s, shape `[]` or `[output_dim]`."""
+        """s, shape `[]` or `event_shape`."""
         if self.scale == "fixed":
             return tf.convert_to_tensor(self.raw_scale)
         return tf.nn.softplus(self.raw_scale) + _MIN_SCALE
@@ -175,7 +265,7 @@ class GaussianDecoder(_MLPDecoder):
         return {"loc": loc, "scale": tf.broadcast_to(self.observation_scale(), tf.shape(loc))}
 
     def distribution(self, params):
-        return tfd.Independent(tfd.Normal(params["loc"], params["scale"]), 1)
+        return self.independent(tfd.Normal(params["loc"], params["scale"]))
 
     def get_config(self):
         config = super().get_config()
@@ -184,7 +274,7 @@ class GaussianDecoder(_MLPDecoder):
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
-class LogitNormalDecoder(_MLPDecoder):
+class LogitNormalDecoder(NetworkDecoder):
     """p(x|z) = prod_i LogitNormal(x_i; f(z)_i, s) (seed 000, C.4).
 
     A `Normal(f(z), s)` pushed through the `Sigmoid` bijector, one learned scale `s`
@@ -194,7 +284,7 @@ class LogitNormalDecoder(_MLPDecoder):
 
     clip = (1e-3, 1.0 - 1e-3)
 
-    def __init__(self, output_dim, hidden=(200, 200), activation="tanh", skip=False,
+    def __init__(self, output_dim=None, hidden=(200, 200), activation="tanh", skip=False,
                  init_scale=1.0, **kwargs):
         super().__init__(output_dim, hidden, activation, skip, **kwargs)
         self.init_scale = float(init_scale)
@@ -211,7 +301,7 @@ class LogitNormalDecoder(_MLPDecoder):
 
     def distribution(self, params):
         normal = tfd.Normal(params["loc"], params["scale"])
-        return tfd.Independent(tfd.TransformedDistribution(normal, tfb.Sigmoid()), 1)
+        return self.independent(tfd.TransformedDistribution(normal, tfb.Sigmoid()))
 
     def prepare_targets(self, x):
         return tf.clip_by_value(super().prepare_targets(x), *self.clip)
@@ -223,7 +313,7 @@ class LogitNormalDecoder(_MLPDecoder):
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
-class CategoricalDecoder(_MLPDecoder):
+class CategoricalDecoder(NetworkDecoder):
     """p(y|z) = Categorical(y; softmax(f(z))) over `num_classes` labels.
 
     Seed 000's VIB uses `hidden=()`: an affine map from z to the class logits.
@@ -232,11 +322,17 @@ class CategoricalDecoder(_MLPDecoder):
 
     def __init__(self, num_classes, hidden=(), activation="tanh", skip=False, **kwargs):
         kwargs.pop("output_dim", None)
+        kwargs.pop("event_shape", None)
         super().__init__(num_classes, hidden, activation, skip, **kwargs)
+        self.event_shape = ()  # one label per example; the head emits [num_classes]
 
     @property
     def num_classes(self):
         return self.output_dim
+
+    @property
+    def param_shape(self):
+        return (self.output_dim,)
 
     def decoder_parameters(self, z):
         return {"logits": self._outputs(z)}
@@ -249,7 +345,8 @@ class CategoricalDecoder(_MLPDecoder):
 
     def get_config(self):
         config = super().get_config()
-        config["num_classes"] = config.pop("output_dim")
+        config.pop("event_shape")
+        config["num_classes"] = self.num_classes
         return config
 
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi.distributions import GaussianMixture
+from tfvi.layers import heads
 from tfvi.layers.mlp import MLP
 
 tfd = tfp.distributions
@@ -24,25 +25,18 @@ tfd = tfp.distributions
 _COVARIANCES = ("diag", "full")
 _MIN_SCALE = 1e-5
 
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return value
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}; got {value!r}.")
-    return value
+# Kept for the modules that imported them from here before `tfvi.layers.heads`.
+_check_positive_int = heads.check_positive_int
+_check_choice = heads.check_choice
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class MixtureEncoder(keras.layers.Layer):
     """q(z|x) = sum_k alpha_k(x) N(z; mu_k(x), S_k(x) S_k(x)^T) (seed 000, B.1).
 
-    An MLP maps `x` (`[batch, input_dim]`) to the mixture weights (logits, `[batch, K]`),
-    means (`[batch, K, d]`) and scales: `softplus(.) + 1e-5` diagonals
+    A network maps `x` (`[batch, *input_shape]`, any rank: `[batch, 64]`,
+    `[batch, 28, 28, 1]`, ...) to features `h` (`[batch, F]`); dense layers map `h` to
+    the mixture weights (logits, `[batch, K]`), means (`[batch, K, d]`) and scales: `softplus(.) + 1e-5` diagonals
     (`covariance="diag"`) or lower-triangular Cholesky factors with a softplus diagonal
     (`covariance="full"`, `[batch, K, d, d]`). With `components=1` the layer is exactly
     the Gaussian encoder: it returns a `MultivariateNormalDiag`/`TriL` and has no
@@ -51,9 +45,14 @@ class MixtureEncoder(keras.layers.Layer):
     Args:
       latent_dim: d, the size of z.
       components: K, the number of mixture components.
-      hidden: widths of the MLP's hidden layers.
+      hidden: widths of the default MLP's hidden layers (ignored with `network`).
       activation: their activation.
       covariance: "diag" or "full".
+      network: any Keras layer or model from `x` to features `[batch, F]` (e.g. from
+        `tfvi.networks`); None (default) builds the MLP from `hidden`/`activation`,
+        which flattens image inputs first. The features are cast to float32, so
+        under a mixed-precision policy the network computes in low precision and
+        q(z|x) in float32.
     """
 
     def __init__(
@@ -63,45 +62,66 @@ class MixtureEncoder(keras.layers.Layer):
         hidden=(200, 200),
         activation="tanh",
         covariance="diag",
+        network=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(**heads.float32_policy(kwargs))
         self.latent_dim = _check_positive_int("latent_dim", latent_dim)
         self.num_components = _check_positive_int("components", components)
         self.covariance = _check_choice("covariance", covariance, _COVARIANCES)
         self.hidden = tuple(hidden)
         self.activation = activation
         d, k = self.latent_dim, self.num_components
-        self.trunk = MLP(hidden, activation, name="trunk")
+        self.network = heads.get_network(network, "network")
+        self.trunk = self.network if self.network is not None else MLP(
+            hidden, activation, name="trunk")
         scale_size = d if covariance == "diag" else d * (d + 1) // 2
-        self.loc_layer = keras.layers.Dense(k * d, name="loc")
-        self.scale_layer = keras.layers.Dense(k * scale_size, name="scale")
-        self.logits_layer = keras.layers.Dense(k, name="logits") if k > 1 else None
+        dtype = self.dtype_policy  # the head's precision (float32 under mixed precision)
+        self.loc_layer = keras.layers.Dense(k * d, name="loc", dtype=dtype)
+        self.scale_layer = keras.layers.Dense(k * scale_size, name="scale", dtype=dtype)
+        self.logits_layer = (keras.layers.Dense(k, name="logits", dtype=dtype)
+                             if k > 1 else None)
         self.input_dim = None
+        self.input_shape_ = None  # the shape of one x, without the batch axis
 
     def build(self, input_shape):
-        self.input_dim = int(input_shape[-1])
-        if not self.trunk.built:
-            self.trunk.build(input_shape)
-        h_shape = self.trunk.compute_output_shape(input_shape)
+        self.input_shape_ = tuple(int(s) for s in input_shape[1:])
+        self.input_dim = (self.input_shape_[0] if len(self.input_shape_) == 1
+                          else self.input_shape_)
+        net_shape = (None, heads.num_elements(self.input_shape_)) if (
+            self.network is None) else (None,) + self.input_shape_
+        h_shape = heads.feature_shape(self.trunk, net_shape)
+        if len(h_shape) != 2:
+            raise ValueError(
+                f"Encoder {self.name!r}: its network's output (the features) must have "
+                f"shape [batch, F]; got {h_shape} (end the network with Flatten).")
         for layer in (self.loc_layer, self.scale_layer, self.logits_layer):
             if layer is not None and not layer.built:
                 layer.build(h_shape)
         self.built = True
+
+    def features(self, x):
+        """The network's output for `x` (`[batch, *input_shape]`), `[batch, F]` float32."""
+        if self.input_shape_ is not None and (
+                x.shape.rank != len(self.input_shape_) + 1 or any(
+                    a not in (None, b) for a, b in zip(x.shape[1:], self.input_shape_))):
+            raise ValueError(
+                f"Encoder {self.name!r} expects inputs `x` of shape "
+                f"[batch, {', '.join(map(str, self.input_shape_))}]; got shape "
+                f"{tuple(x.shape)}.")
+        if self.network is None and x.shape.rank != 2:
+            x = tf.reshape(x, [-1, heads.num_elements(x.shape[1:])])
+        return tf.cast(self.trunk(x), tf.float32)
 
     def posterior_parameters(self, x):
         """Parameters of q(z|x) as a dict of tensors (shapes in the class docstring).
 
         For K = 1 the component axis is absent: `loc` is `[batch, d]`.
         """
-        if self.input_dim is not None and x.shape[-1] not in (None, self.input_dim):
-            raise ValueError(
-                f"Encoder {self.name!r} expects inputs `x` with last dimension "
-                f"{self.input_dim}; got shape {tuple(x.shape)}."
-            )
-        h = self.trunk(x)
+        x = tf.convert_to_tensor(x)
+        h = self.features(x)
         d, k = self.latent_dim, self.num_components
-        batch = tf.shape(x)[:-1]
+        batch = tf.shape(x)[:1]
         comp = [k] if k > 1 else []
         loc = tf.reshape(self.loc_layer(h), tf.concat([batch, comp, [d]], 0))
         raw = self.scale_layer(h)
@@ -144,6 +164,8 @@ class MixtureEncoder(keras.layers.Layer):
             hidden=list(self.hidden),
             activation=self.activation,
             covariance=self.covariance,
+            network=(None if self.network is None
+                     else keras.saving.serialize_keras_object(self.network)),
         )
         return config
 
@@ -157,9 +179,9 @@ class GaussianEncoder(MixtureEncoder):
     """
 
     def __init__(self, latent_dim, hidden=(200, 200), activation="tanh",
-                 covariance="diag", **kwargs):
+                 covariance="diag", network=None, **kwargs):
         kwargs.pop("components", None)
-        super().__init__(latent_dim, 1, hidden, activation, covariance, **kwargs)
+        super().__init__(latent_dim, 1, hidden, activation, covariance, network, **kwargs)
 
     def get_config(self):
         config = super().get_config()

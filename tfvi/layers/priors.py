@@ -14,6 +14,7 @@ import tensorflow_probability as tfp
 
 from tfvi.distributions import GaussianMixture
 from tfvi.layers.encoders import _check_choice, _check_positive_int
+from tfvi.layers.heads import event_shape_of, float32_policy
 from tfvi.layers.flows import MAFFlow, RealNVPFlow
 
 tfd = tfp.distributions
@@ -28,7 +29,7 @@ class Prior(keras.layers.Layer):
     """
 
     def __init__(self, latent_dim, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**float32_policy(kwargs))  # float32 log-densities
         self.latent_dim = _check_positive_int("latent_dim", latent_dim)
 
     def build(self, input_shape=None):
@@ -209,7 +210,8 @@ class VampPrior(Prior):
       init_from_data: optional `[N, input_dim]` array; M rows drawn from it (with the
         `seed`) initialise the pseudo-inputs (else N(0.5, 0.1^2) noise, centred in
         the [0, 1] range of image data).
-      input_dim: size of a pseudo-input; taken from `init_from_data` or the built
+      input_dim: size (int) or shape (e.g. `(28, 28, 1)`: pseudo-inputs shaped like
+        the images) of a pseudo-input; taken from `init_from_data` or the built
         encoder when omitted.
       latent_dim: only needed without an encoder (config round-trip).
       seed: seed of the initialisation.
@@ -230,17 +232,17 @@ class VampPrior(Prior):
         self._init_values = None
         if init_from_data is not None:
             data = np.asarray(init_from_data, np.float32)
-            if data.ndim != 2 or len(data) == 0:
-                raise ValueError(f"`init_from_data` must have shape [N, input_dim]; "
+            if data.ndim < 2 or len(data) == 0:
+                raise ValueError(f"`init_from_data` must have shape [N, *input_shape]; "
                                  f"got {data.shape}.")
             rng = np.random.default_rng(seed)
             idx = rng.choice(len(data), self.num_pseudo_inputs,
                              replace=len(data) < self.num_pseudo_inputs)
             self._init_values = data[idx]
-            if input_dim is not None and input_dim != data.shape[1]:
+            if input_dim is not None and event_shape_of(input_dim) != data.shape[1:]:
                 raise ValueError(f"`input_dim`={input_dim} but `init_from_data` has "
-                                 f"{data.shape[1]} columns.")
-            input_dim = data.shape[1]
+                                 f"examples of shape {data.shape[1:]}.")
+            input_dim = data.shape[1] if data.ndim == 2 else data.shape[1:]
         self.input_dim = input_dim
         self.encoder = None
         self.pseudo_inputs = None
@@ -272,16 +274,17 @@ class VampPrior(Prior):
         if dim is None:
             raise ValueError("VampPrior cannot infer the pseudo-input size: build the "
                              "encoder first or pass `input_dim` / `init_from_data`.")
-        self.input_dim = int(dim)
+        shape = event_shape_of(tuple(dim) if isinstance(dim, list) else dim, "input_dim")
+        self.input_dim = shape[0] if len(shape) == 1 else shape  # pseudo-inputs: [M, *shape]
         if self._init_values is not None:
             init = keras.initializers.Constant(self._init_values)
         else:
             init = keras.initializers.RandomNormal(0.5, 0.1, seed=self.seed)
         self.pseudo_inputs = self.add_weight(
-            shape=(self.num_pseudo_inputs, self.input_dim), initializer=init,
+            shape=(self.num_pseudo_inputs,) + shape, initializer=init,
             name="pseudo_inputs")
         if not self.encoder.built:
-            self.encoder.build((None, self.input_dim))
+            self.encoder.build((None,) + shape)
         self.built = True
 
     def build_from_config(self, config):
@@ -320,6 +323,8 @@ class VampPrior(Prior):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_pseudo_inputs=self.num_pseudo_inputs, input_dim=self.input_dim,
+        config.update(num_pseudo_inputs=self.num_pseudo_inputs,
+                      input_dim=(list(self.input_dim) if isinstance(self.input_dim, tuple)
+                                 else self.input_dim),
                       seed=self.seed)
         return config

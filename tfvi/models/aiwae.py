@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvi.layers.heads import event_shape_of
 from tfvi.mcmc.ais import ais_chain
 from tfvi.models.vae import VAE, _check_positive_int, replica_seed, unpack_batch
 
@@ -83,7 +84,7 @@ class AIWAE(VAE):
         self.betas = tf.constant(np.linspace(0.0, 1.0, self.temperatures), tf.float32)
         self._trackers["acceptance"] = keras.metrics.Mean(name="acceptance")
         if input_dim is not None:
-            self.build((None, _check_positive_int("input_dim", input_dim)))
+            self.build((None,) + event_shape_of(input_dim, "input_dim"))
 
     def _generative_variables(self):
         encoder_ids = {id(v) for v in self.encoder.trainable_variables}

@@ -40,8 +40,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi import bounds
+from tfvi.layers.heads import event_shape_of
 from tfvi.layers.priors import StandardNormal
-from tfvi.models.vae import VAE, _check_positive_int, replica_seed, unpack_batch
+from tfvi.models.vae import VAE, replica_seed, unpack_batch
 
 __all__ = ["MIM", "DecoderWeightWarmup", "mim_callbacks"]
 
@@ -124,7 +125,7 @@ class MIM(VAE):
                          "elbo", "reconstruction", "kl")
         }
         if input_dim is not None:
-            self.build((None, _check_positive_int("input_dim", input_dim)))
+            self.build((None,) + event_shape_of(input_dim, "input_dim"))
 
     def build(self, input_shape):
         super().build(input_shape)

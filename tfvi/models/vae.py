@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfvi import bounds, estimators, input_pipeline, regularizers
 from tfvi.distributions import stratified_sample
+from tfvi.layers.heads import event_shape_of
 from tfvi.layers.priors import StandardNormal
 
 __all__ = ["VAE"]
@@ -75,8 +76,9 @@ class VAE(keras.Model):
         non-trainable variable `model.beta` so schedules (KL warm-up) can assign it.
       stl: "sticking the landing": drop the score term of `log q` by stopping the
         gradient through q's parameters in that term (Roeder et al. 2017).
-      input_dim: if given, every variable is created now (needed under a
-        `tf.distribute` strategy); otherwise call `build((None, input_dim))`.
+      input_dim: the shape of one input, an int `D` for vectors or a tuple such as
+        `(28, 28, 1)` for images; if given, every variable is created now (needed
+        under a `tf.distribute` strategy); otherwise call `build((None, *shape))`.
       seed: seed of the sampling noise (repeatable runs).
       objective_options: options of the C.1 ablation objectives, e.g.
         `{"num_groups": M}` ("miwae", "piwae") or `{"elbo_weight": 0.5}` ("ciwae").
@@ -162,7 +164,7 @@ class VAE(keras.Model):
         if self.qz_regularizer > 0:
             self._trackers["qz_regularizer"] = keras.metrics.Mean(name="qz_regularizer")
         if input_dim is not None:
-            self.build((None, _check_positive_int("input_dim", input_dim)))
+            self.build((None,) + event_shape_of(input_dim, "input_dim"))
 
     # ----------------------------------------------------------------- building
     def build(self, input_shape):
@@ -172,8 +174,14 @@ class VAE(keras.Model):
             self.decoder.build((None, self.encoder.latent_dim))
         if not self.prior.built:
             self.prior.build()
-        self.input_dim = int(input_shape[-1])
+        shape = tuple(int(s) for s in input_shape[1:])
+        self.input_dim = shape[0] if len(shape) == 1 else shape
         self.built = True
+
+    @property
+    def input_event_shape(self):
+        """The shape of one input `x` (without the batch axis), a tuple."""
+        return None if self.input_dim is None else event_shape_of(self.input_dim)
 
     @property
     def latent_dim(self):
@@ -323,9 +331,11 @@ class VAE(keras.Model):
     def check_inputs(self, x, y=None):
         """Eager checks on array inputs: the input dimension and the targets."""
         x = tf.convert_to_tensor(x)
-        if x.shape.rank != 2 or (self.input_dim and x.shape[-1] != self.input_dim):
+        shape = self.input_event_shape
+        if (x.shape.rank != 2 if shape is None else tuple(x.shape[1:]) != shape):
+            expected = "None" if shape is None else ", ".join(map(str, shape))
             raise ValueError(
-                f"`x` must have shape [batch, {self.input_dim}]; got {tuple(x.shape)}."
+                f"`x` must have shape [batch, {expected}]; got {tuple(x.shape)}."
             )
         self.decoder.prepare_targets(x if y is None else y)
 
@@ -387,7 +397,8 @@ class VAE(keras.Model):
             samples=self.samples,
             beta=float(self.beta.numpy()),
             stl=self.stl,
-            input_dim=self.input_dim,
+            input_dim=(list(self.input_dim) if isinstance(self.input_dim, tuple)
+                       else self.input_dim),
             seed=self.seed,
             objective_options=self.objective_options,
             gradient_estimator=self.gradient_estimator,

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from tfvi.distributions import stratified_sample
+from tfvi.layers.heads import event_shape_of
 from tfvi.models.vae import VAE, replica_seed
 
 __all__ = ["VIBClassifier"]
@@ -68,7 +69,7 @@ class VIBClassifier(VAE):
                          beta=beta, **kwargs)
         self._trackers["accuracy"] = keras.metrics.Mean(name="accuracy")
         if input_dim is not None:  # build after every tracker exists
-            self.build((None, int(input_dim)))
+            self.build((None,) + event_shape_of(input_dim, "input_dim"))
 
     @property
     def classifier(self):

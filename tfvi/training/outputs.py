@@ -131,7 +131,8 @@ def write_outputs(f, model, prepared, family, history, train_seconds, start, wri
         y_test = prepared.eval_splits["test"][1]
         if y_test is not None:
             target_spec = (tf.TensorSpec([None], tf.int32) if prepared.target == "label"
-                           else tf.TensorSpec([None, prepared.target_dim], tf.float32))
+                           else tf.TensorSpec([None, *tf.nest.flatten(prepared.target_dim)],
+                                              tf.float32))
         if _optional("export", f, prog, lambda: export_model(
                 model, os.path.join(f.workdir, "export"), target_spec,
                 metadata={"flags": tfvi_flags.flag_dict(f, include_run_control=True)})):
