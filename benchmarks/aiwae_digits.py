@@ -1,9 +1,9 @@
-"""Seed 001's table on binarized digits: IWAE (K=5) vs AIWAE (K=5, T=5), same everything else.
+"""Ding & Freedman's table on binarized digits: IWAE (K=5) vs AIWAE (K=5, T=5), same everything else.
 
-Both models: dense 64-200-200-z encoder/decoder (tanh, as seed 001's MLPs), N(0, I)
+Both models: dense 64-200-200-z encoder/decoder (tanh, as Ding & Freedman's MLPs), N(0, I)
 prior, Adam, the same seed, epochs and dynamically binarised training batches.
 IWAE is `tfvi.models.VAE(objective="iwae", samples=5)`; AIWAE is
-`tfvi.models.AIWAE(samples=5, temperatures=5, leapfrog_steps=5)` (seed 001, 5.1).
+`tfvi.models.AIWAE(samples=5, temperatures=5, leapfrog_steps=5)` (Ding & Freedman, 5.1).
 Each is scored with `tfvi.evaluation.gaps.ais_gap_table`: NLL(test/train) by AIS
 (reduced protocol, stated in the output: by default the "quick" preset, 16 chains x
 500 sigmoid temperatures x 10 leapfrog, on the first `--max_examples` examples of each

@@ -1,17 +1,17 @@
-"""Seed 004 Table 1/7/8 on the bundled digits: N(0, I) prior vs a jointly trained Real NVP prior.
+"""Xu et al. Table 1/7/8 on the bundled digits: N(0, I) prior vs a jointly trained Real NVP prior.
 
-Same encoder/decoder (dense, seed 004's DenseVAE shape scaled to 8x8 digits), same
-epochs, same KL warm-up (beta 0.01 -> 1, seed 004 B.3), ELBO with one sample
-(seed 004 B.3). Reports for each model, on the fixed test binarisation: NLL
+Same encoder/decoder (dense, Xu et al.'s DenseVAE shape scaled to 8x8 digits), same
+epochs, same KL warm-up (beta 0.01 -> 1, Xu et al. B.3), ELBO with one sample
+(Xu et al. B.3). Reports for each model, on the fixed test binarisation: NLL
 (IWAE-1000, scored under the prior the model has), elbo, reconstruction,
 E KL(q(z|x)||p(z)), E KL(q(z|x)||p(z|x)) = log p(x) - elbo, active units; writes
 `benchmarks/results/learned_prior_digits.json` and the posterior-std histogram
-(seed 004 Fig. 3) `benchmarks/results/learned_prior_digits_stds_<setting>.png`.
+(Xu et al. Fig. 3) `benchmarks/results/learned_prior_digits_stds_<setting>.png`.
 
 Each run is one named setting (`--setting`); its rows are merged into the JSON under
 `settings/<name>` so several settings (latent size, flow size, epochs) can be compared.
 `--priors` picks the models: `standard` (N(0, I)), `realnvp` (jointly trained Real NVP
-prior, seed 004 eq. 4), `vamp` (VampPrior, seed 003 5.2, pseudo-inputs from training
+prior, Xu et al. eq. 4), `vamp` (VampPrior, Livne et al. 5.2, pseudo-inputs from training
 data).
 
     python benchmarks/learned_prior_digits.py --setting latent32 --latent 32 \
@@ -61,7 +61,7 @@ def build(prior_kind, args, seed, train_probs):
     # warm-up callback still moves beta at every epoch boundary.
     lr = args.lr
     if args.lr_schedule == "thirds":
-        # Seed 004 B.3: lr, lr/10, lr/100 over three equal thirds of training.
+        # Xu et al. B.3: lr, lr/10, lr/100 over three equal thirds of training.
         third = (args.epochs // 3) * STEPS_PER_EPOCH
         lr = keras.optimizers.schedules.PiecewiseConstantDecay(
             [third, 2 * third], [args.lr, args.lr / 10, args.lr / 100])
@@ -89,7 +89,7 @@ def main():
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr_schedule", choices=["constant", "thirds"], default="constant",
                         help="'thirds': --lr, then /10, then /100 over equal thirds of "
-                             "--epochs (seed 004 B.3's 800/800/800 of 2400 epochs)")
+                             "--epochs (Xu et al. B.3's 800/800/800 of 2400 epochs)")
     parser.add_argument("--nll_samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -1,12 +1,12 @@
 """Training-step time of a VAE with a Real NVP prior of depth K = 1, 5, 20, 50 vs N(0, I)
-(seed 004 Fig. B.7's curve), and with a VampPrior of 500 pseudo-inputs (and MAF).
+(Xu et al. Fig. B.7's curve), and with a VampPrior of 500 pseudo-inputs (and MAF).
 
-Dense VAE on the 64-dim digits (latent 40 as seed 004, 2x200 hidden, batch 128, ELBO,
+Dense VAE on the 64-dim digits (latent 40 as Xu et al., 2x200 hidden, batch 128, ELBO,
 one sample), wall and process CPU time per step (CPU time is the steadier figure on a
 shared machine), XLA on by default (`--xla off`: graph mode, no compile). Prints a table,
 writes `benchmarks/results/prior_step_time.json` (after every row) and plots CPU ms/step
 against K with N(0, I), the VampPrior and MAF as horizontal lines
-(`benchmarks/results/prior_step_time.png`, the shape of seed 004 Fig. B.7).
+(`benchmarks/results/prior_step_time.png`, the shape of Xu et al. Fig. B.7).
 
     python benchmarks/prior_step_time.py [--steps 30] [--depths 1,5,20,50] [--xla off]
 """

@@ -1,4 +1,4 @@
-"""Seed 000 C.1 ablation losses: degenerate cases, orderings, and training."""
+"""Morningstar et al. C.1 ablation losses: degenerate cases, orderings, and training."""
 
 import keras
 import numpy as np

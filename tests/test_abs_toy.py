@@ -1,4 +1,4 @@
-"""Seed 000's |z| toy: a K=4 mixture posterior trained with SIWAE against the exact
+"""Morningstar et al.'s |z| toy: a K=4 mixture posterior trained with SIWAE against the exact
 log-evidence, its four modes, and SIWAE against SELBO and IWAE (Theorem A.2).
 
 z ~ N(0, I_2), x ~ N(|z|, sigma^2 I_2), only the posterior is trained (the likelihood

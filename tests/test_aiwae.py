@@ -1,4 +1,4 @@
-"""AIWAE (seed 001, Algorithm 1) on a linear-Gaussian model with a known gradient."""
+"""AIWAE (Ding & Freedman, Algorithm 1) on a linear-Gaussian model with a known gradient."""
 
 import numpy as np
 import pytest

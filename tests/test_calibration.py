@@ -1,4 +1,4 @@
-"""ECE of seed 000 B.1, accuracy, posterior predictive and the reliability plot."""
+"""ECE of Morningstar et al. B.1, accuracy, posterior predictive and the reliability plot."""
 
 import numpy as np
 import pytest

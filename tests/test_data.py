@@ -74,7 +74,7 @@ def test_binarize_rejects_values_outside_the_unit_interval():
 
 
 def test_style_modality_targets_are_other_images_of_the_same_class():
-    """Seed 000 C.7: each target is a random training image of the input's class."""
+    """Morningstar et al. C.7: each target is a random training image of the input's class."""
     d = data.load_digits()
     x, labels = d["train_probs"], d["train_labels"]
     partner = data.views.same_class_partners(labels, seed=0)

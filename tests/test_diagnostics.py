@@ -1,4 +1,4 @@
-"""Seed 004 Table 7 diagnostics: every column against its closed form on a linear-Gaussian
+"""Xu et al. Table 7 diagnostics: every column against its closed form on a linear-Gaussian
 model, the KL against TFP's closed form, and the posterior-std histogram."""
 
 import numpy as np

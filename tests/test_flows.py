@@ -1,6 +1,6 @@
 """Flow layers: exact invertibility, log-det = autodiff Jacobian log-det, autoregressive
 masks, ActNorm data init, and maximum-likelihood fits of a 2-D density with known
-entropy (seed 004's Real NVP prior, and MAF)."""
+entropy (Xu et al.'s Real NVP prior, and MAF)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""tfvi-eval --ais_*: AIS log-likelihood and seed 001's table from a workdir's live
+"""tfvi-eval --ais_*: AIS log-likelihood and Ding & Freedman's table from a workdir's live
 model (rebuilt from flags.json + the newest checkpoint); refused for a bare export."""
 
 import json
@@ -62,7 +62,7 @@ def test_ais_table_is_printed(workdir, capsys):
                      "--ais_schedule=sigmoid", "--split=train", "--max_examples=5",
                      "--num_samples=20", "--verbose=1"))
     out = capsys.readouterr().out
-    assert "seed 001 table" in out and "nll_test" in out and "var_gap" in out
+    assert "Ding & Freedman table" in out and "nll_test" in out and "var_gap" in out
     assert "ais_5_log_likelihood" in out
 
 

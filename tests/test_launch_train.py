@@ -232,9 +232,9 @@ def test_learning_rate_schedules():
     ("style_modality_digits", ["--components=2", "--samples=2", "--prior_components=2",
                                "--decoder_hidden=16"], "component_modes.png"),
 ])
-def test_seed000_presets_write_their_figures(tmp_path, preset, extra, plot):
+def test_mixture_presets_write_their_figures(tmp_path, preset, extra, plot):
     """The VIB writes its reliability diagram and a mixture-posterior VAE its decoded
-    component templates (seed 000 B.1, C.3/C.7) into plots/."""
+    component templates (Morningstar et al. B.1, C.3/C.7) into plots/."""
     workdir = tmp_path / "w"
     metrics = T.train(parse(f"--preset={preset}", *extra, "--epochs=1", "--verbose=0",
                             "--encoder_hidden=16", "--predict_samples=20",

@@ -76,7 +76,7 @@ def _log_normal(x, mean, chol):
 
 
 def _numpy_eq8(p, q, seed, symmetric=True):
-    """Seed 003 eq. (8) (or eq. 13) by plain Monte Carlo, with the exact marginal
+    """Livne et al. eq. (8) (or eq. 13) by plain Monte Carlo, with the exact marginal
     q(x) = N(b, W^T W + s^2 I). `p`: model parameters, `q`: encoder parameters.
     Returns (estimate, standard error)."""
     rng = np.random.default_rng(seed)

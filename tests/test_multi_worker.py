@@ -121,7 +121,7 @@ EVAL_ARGS = ["--ais_temperatures=4", "--ais_chains=3", "--ais_leapfrog_steps=2",
 
 
 def test_two_workers_shard_the_ais_and_iwae_evaluation_like_one_process(trained):
-    """tfvi-eval --strategy=multi_worker: every worker gets the seed 001 table (AIS
+    """tfvi-eval --strategy=multi_worker: every worker gets the Ding & Freedman table (AIS
     NLL and IWAE NVLB on test and train, sharded over the workers); the chief's equals
     the single-process table computed with the same seeds."""
     from tfvi.launch import evaluate as E

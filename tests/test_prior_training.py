@@ -1,4 +1,4 @@
-"""Prior-training strategies (joint / post-hoc / iterative, seed 004 B.3) and KL warm-up."""
+"""Prior-training strategies (joint / post-hoc / iterative, Xu et al. B.3) and KL warm-up."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Seed 004 B.3's q(z) moment penalty and its use in `tfvi.models.VAE`."""
+"""Xu et al. B.3's q(z) moment penalty and its use in `tfvi.models.VAE`."""
 
 import keras
 import numpy as np

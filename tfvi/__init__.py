@@ -13,14 +13,14 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tfvi import bounds, distributions, layers, models, priors  # noqa: E402
 from tfvi import data, evaluation  # noqa: E402
 from tfvi import mcmc  # noqa: E402
-from tfvi import prior_training, regularizers, schedules  # noqa: E402  (seed 004)
+from tfvi import prior_training, regularizers, schedules  # noqa: E402  (Xu et al.)
 
 from tfvi.version import __version__  # noqa: E402
 
 __all__ = ["__version__", "bounds", "data", "distributions", "evaluation", "layers", "models",
            "priors"]
 __all__ += ["mcmc"]
-from tfvi import burn_in, estimators  # noqa: E402  (seed 000: B.3 burn-in, gradient estimators)
+from tfvi import burn_in, estimators  # noqa: E402  (Morningstar et al.: B.3 burn-in, gradient estimators)
 from tfvi.training.workdir import load_workdir  # noqa: E402  (a tfvi-train workdir's model)
 
 __all__ += ["load_workdir"]

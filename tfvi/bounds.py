@@ -14,13 +14,13 @@ with, for sample `z_tk ~ q_k(z|x)`,
 
 where `q(z|x) = sum_k alpha_k q_k(z|x)` is the full (mixture) posterior density and
 `r` the prior. `beta = 1` gives the bounds of the papers; `beta != 1` weights the
-`log r - log q` part (the beta-VAE, and seed 000's beta = 0.05 VIB penalty).
+`log r - log q` part (the beta-VAE, and Morningstar et al.'s beta = 0.05 VIB penalty).
 `log_alpha` is `[K, batch]`, the log mixture weights of the posterior.
 
 With K = 1 (log_alpha = 0) SIWAE is IWAE and SELBO is ELBO: the four bounds are two
 code paths, `_stratified_mean` and `_stratified_logmeanexp`.
 
-References (equation numbers of seed 000, Morningstar et al., "Automatic
+References (equation numbers of Morningstar et al., Morningstar et al., "Automatic
 Differentiation Variational Inference with Mixtures", supplement):
   SIWAE, Theorem A.1 (a lower bound on log p(x)); SIWAE >= IWAE for K > 1, Theorem A.2.
 """
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 OBJECTIVES = ("elbo", "iwae", "selbo", "siwae")
-# Seed 000, C.1 ablation losses (stratified over mixture components when K > 1).
+# Morningstar et al., C.1 ablation losses (stratified over mixture components when K > 1).
 ABLATION_OBJECTIVES = ("miwae", "ciwae", "piwae", "ppd")
 ALL_OBJECTIVES = OBJECTIVES + ABLATION_OBJECTIVES
 
@@ -110,7 +110,7 @@ def _stratified_logmeanexp(log_w, log_alpha):
 
 
 def selbo(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
-    """Stratified ELBO (seed 000, section 2; the objective of Theorem A.2's first line
+    """Stratified ELBO (Morningstar et al., section 2; the objective of Theorem A.2's first line
     with the log moved inside the sums):
 
         SELBO = sum_k alpha_k(x) (1/T) sum_t log w_tk,   z_tk ~ q_k(z|x).
@@ -126,7 +126,7 @@ def selbo(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
 
 
 def siwae(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
-    """Stratified IWAE (seed 000, Theorem A.1):
+    """Stratified IWAE (Morningstar et al., Theorem A.1):
 
         SIWAE_T = log (1/T) sum_t sum_k alpha_k(x) w_tk,   z_tk ~ q_k(z|x).
 
@@ -176,13 +176,13 @@ def _groups(log_w, num_groups):
 def miwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
           num_groups: int | None = None) -> tf.Tensor:
     """Multiply-importance-weighted bound (Rainforth et al. 2018, "Tighter variational
-    bounds are not necessarily better", eq. 6), stratified as in seed 000, C.1:
+    bounds are not necessarily better", eq. 6), stratified as in Morningstar et al., C.1:
 
         M-IWAE_{M,L} = (1/M) sum_m log (1/L) sum_{l} sum_k alpha_k(x) w_{mlk},
 
     the T = M*L samples per component split into M groups of L. `num_groups=None`
     takes M = T (L = 1): SIWAE over the mixture components, SELBO over the samples, the
-    form used in seed 000's ablation. M = 1 is SIWAE_T; with K = 1 and M = T it is
+    form used in Morningstar et al.'s ablation. M = 1 is SIWAE_T; with K = 1 and M = T it is
     the ELBO.
 
     Args:
@@ -204,7 +204,7 @@ def miwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
 def ciwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
           elbo_weight: float = 0.5) -> tf.Tensor:
     """Combination bound C-IWAE (Rainforth et al. 2018, eq. 7), stratified for K > 1
-    (seed 000, C.1):
+    (Morningstar et al., C.1):
 
         C-IWAE_beta = beta * SELBO + (1 - beta) * SIWAE_T,     0 <= beta <= 1,
 
@@ -243,12 +243,12 @@ def piwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
 
 def ppd(log_likelihood: TensorLike, log_prior: TensorLike, log_posterior: TensorLike,
         log_alpha: TensorLike | None = None, beta: float | TensorLike = 1.0) -> tf.Tensor:
-    """PAC^m-Bayes posterior-predictive objective (Morningstar et al. 2020; seed 000,
+    """PAC^m-Bayes posterior-predictive objective (Morningstar et al. 2020; Morningstar et al.,
     C.1), the negative of L_PPD:
 
         PPD = log (1/T) sum_t sum_k alpha_k p(x|z_tk) - beta * KL(q(z|x) || r(z)),
 
-    with `z_tk ~ q_k(z|x)`. Seed 000 writes the first term with uniform 1/(TK); the
+    with `z_tk ~ q_k(z|x)`. Morningstar et al. writes the first term with uniform 1/(TK); the
     alpha_k weights make it the stratified (unbiased) estimate of E_q p(x|z), which is
     the same for equal weights. KL is estimated on the same samples as
     `sum_k alpha_k (1/T) sum_t [log q(z_tk|x) - log r(z_tk)]` (no closed form for a
@@ -333,7 +333,7 @@ def log_mean_exp(log_values: TensorLike, axis: int = 0) -> tf.Tensor:
 
 def mim_cross_entropy(log_posterior: TensorLike, log_data_prior: TensorLike,
                       log_likelihood: TensorLike, log_prior: TensorLike) -> tf.Tensor:
-    """Per-sample integrand of the MIM loss (seed 003, eq. 8; Algorithm 1, line 5):
+    """Per-sample integrand of the MIM loss (Livne et al., eq. 8; Algorithm 1, line 5):
 
         l(x, z) = -1/2 [log q(z|x) + log q(x) + log p(x|z) + log p(z)]
                 = -1/2 [log q_theta(x, z) + log p_theta(x, z)],
@@ -350,7 +350,7 @@ def mim_cross_entropy(log_posterior: TensorLike, log_data_prior: TensorLike,
 
 
 def mim_regularizer(log_q_joint: TensorLike, log_p_joint: TensorLike) -> tf.Tensor:
-    """Per-sample consistency regulariser R_MIM (seed 003, eq. 10 and Appendix B.2.1):
+    """Per-sample consistency regulariser R_MIM (Livne et al., eq. 10 and Appendix B.2.1):
 
         r(x, z) = log 1/2 (q(x, z) + p(x, z)) - 1/2 (log q(x, z) + log p(x, z)) >= 0,
 

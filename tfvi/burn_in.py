@@ -1,4 +1,4 @@
-"""Burn-in against the prior (seed 000, B.3), for any model with `encoder`, `decoder`
+"""Burn-in against the prior (Morningstar et al., B.3), for any model with `encoder`, `decoder`
 and `prior` (VAE, VIBClassifier, ...).
 
 Before normal training, the decoder is fitted to prior samples and the encoder is

@@ -357,7 +357,7 @@ def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chain
     Same arguments and return value (`AISEstimate(log_likelihood [N] float64,
     protocol, mean_acceptance, mean_ess)`). The data are cut into the same chunks of
     `min(batch_size, N)` examples as on one device (the last one padded by wrapping
-    around), chunk b runs the same compiled AIS loop (`_make_runner`, seed 001 eqs. 7-8)
+    around), chunk b runs the same compiled AIS loop (`_make_runner`, Ding & Freedman eqs. 7-8)
     with the same seed `fold_in(seed, b)` on replica b mod R, and the per-example
     log-mean-exp of the chain weights, their ESS, the chunk's mean acceptance and its
     non-finite marker are gathered (`strategy.gather`, across workers too). So the
@@ -386,7 +386,7 @@ def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chain
     chunk = min(batch_size, n)
     starts = list(range(0, n, chunk))
     # The compiled loop of the last call is reused when the model and protocol match
-    # (e.g. the test and train splits of the seed 001 table compile once). One entry
+    # (e.g. the test and train splits of the Ding & Freedman table compile once). One entry
     # only: the function holds the model.
     key = (settings["num_chains"], settings["num_leapfrog_steps"], settings["num_pilot_chains"],
            np.asarray(betas, np.float64).tobytes(), bool(jit_compile),

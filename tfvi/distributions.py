@@ -8,7 +8,7 @@ TFP path is about 4x slower than without XLA, while this one is not (see
 (`tests/test_distributions.py`).
 
 `stratified_sample(q, T)` draws `T` samples from *each* component of a mixture
-(seed 000, section 2: `z_tk ~ q_k(z|x)`), returning `[T, K, batch, d]` samples and
+(Morningstar et al., section 2: `z_tk ~ q_k(z|x)`), returning `[T, K, batch, d]` samples and
 `[K, batch]` log mixture weights; for a non-mixture `q` it returns `[T, 1, batch, d]`
 and zero log-weights, so every bound has one code path.
 """

@@ -14,7 +14,7 @@ unimodal q); `log w_tk = log p(x|z_tk) + beta (log r(z_tk) - log q(z_tk|x))`.
 * "dreg": doubly-reparameterised gradient (Tucker et al. 2019) for IWAE and, per
   component, for SIWAE (derivation below); theta gets the plain IWAE/SIWAE gradient.
 * "score": score-function (REINFORCE) gradient for phi, z is not differentiated
-  (the baseline of seed 000, Fig. B.1); theta gets the plain gradient.
+  (the baseline of Morningstar et al., Fig. B.1); theta gets the plain gradient.
 
 PIWAE (`tfvi.bounds.piwae`) is a pair of targets: theta ascends SIWAE_T and phi
 ascends M-IWAE, with the "reparam" or "stl" estimator.

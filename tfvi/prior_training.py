@@ -1,6 +1,6 @@
-"""How a learned prior is trained (seed 004, section 3 and Appendix B.3, Algorithm B.1).
+"""How a learned prior is trained (Xu et al., section 3 and Appendix B.3, Algorithm B.1).
 
-* ``joint`` (default, seed 004 eq. 5): prior, encoder and decoder maximise the bound
+* ``joint`` (default, Xu et al. eq. 5): prior, encoder and decoder maximise the bound
   together: plain ``model.fit``.
 * ``posthoc``: the VAE is trained with the prior held at N(0, I), then encoder and
   decoder are frozen and only the prior is trained (maximising E_x E_q[log p(z)], i.e.
@@ -16,7 +16,7 @@ first phase freezes the prior instead of swapping it; other priors are refused f
 NLL (no N(0, I) scoring of a model sampled from a learned prior).
 
 Each phase recompiles the model with a fresh optimizer (phases change the trainable
-set, and seed 004 changes the learning rate between phases).
+set, and Xu et al. changes the learning rate between phases).
 """
 
 from typing import Any, Callable, Sequence
@@ -87,7 +87,7 @@ def train_with_prior(model: keras.Model, data: tf.data.Dataset | ArrayLike,
         of each later phase (phase 1b is 2M; default `max(1, epochs // 4)`).
       iterations: I of Algorithm B.1 (iterative only).
       lr: learning rate of the encoder/decoder (and joint) phases.
-      prior_lr: learning rate of the prior phases (default: seed 004's 1e-3 then 1e-4
+      prior_lr: learning rate of the prior phases (default: Xu et al.'s 1e-3 then 1e-4
         for iterative; `lr` for posthoc).
       callbacks: Keras callbacks for every phase (e.g. `tfvi.schedules.KLWarmup`).
       optimizer_fn: `lr -> optimizer` (default Adam).

@@ -1,10 +1,10 @@
-"""The q(z) moment regulariser of seed 004, Appendix B.3.
+"""The q(z) moment regulariser of Xu et al., Appendix B.3.
 
     Reg[q(z)] = 1/Dim(z) sum_k [ Mean[z_k]^2 + (Var[z_k] - 1)^2 ],
 
 with Mean[z_k] = E_{p*(x)} E_{q(z|x)} [z_k] and
 Var[z_k] = E_{p*(x)} E_{q(z|x)} [(z_k - Mean[z_k])^2], the moments of the aggregate
-posterior q(z) = E_{p*(x)} q(z|x). Seed 004 adds it to the training loss of VAEs with a
+posterior q(z) = E_{p*(x)} q(z|x). Xu et al. adds it to the training loss of VAEs with a
 Real NVP prior so that q(z) keeps roughly zero mean and unit variance, as under
 N(0, I), which makes active units and other latent statistics comparable across priors.
 Here the moments are estimated from the posterior samples of one batch.
@@ -37,6 +37,6 @@ def aggregate_posterior_moments(z, log_alpha):
 
 
 def qz_moment_penalty(z, log_alpha):
-    """Reg[q(z)] of seed 004 B.3 (scalar), from samples `[T, K, batch, d]`."""
+    """Reg[q(z)] of Xu et al. B.3 (scalar), from samples `[T, K, batch, d]`."""
     mean, variance = aggregate_posterior_moments(z, log_alpha)
     return tf.reduce_mean(tf.square(mean) + tf.square(variance - 1.0))

@@ -1,6 +1,6 @@
 """Schedules that assign a model's non-trainable hyper-parameters between epochs.
 
-`KLWarmup`: the KL annealing of seed 004 B.3 (Bowman et al. 2016): the weight beta on
+`KLWarmup`: the KL annealing of Xu et al. B.3 (Bowman et al. 2016): the weight beta on
 `log p(z) - log q(z|x)` in the log-weights (`tfvi.bounds.log_weights`) rises linearly
 from `start` (0.01) to `end` (1) over the first `epochs` epochs and stays at `end`.
 It assigns `model.beta` (a `keras.Variable`), so the compiled step is not retraced.
@@ -19,14 +19,14 @@ def warmup_beta(epoch, epochs, start=0.01, end=1.0):
 
 
 class KLWarmup(keras.callbacks.Callback):
-    """Linear KL warm-up: beta from `start` to `end` over `epochs` epochs (seed 004 B.3).
+    """Linear KL warm-up: beta from `start` to `end` over `epochs` epochs (Xu et al. B.3).
 
     With `per_step=True` beta moves every batch (needs `steps_per_epoch`), a smoother
     ramp for runs of few epochs. The current beta is logged as `beta`.
 
     Args:
       epochs: warm-up length N in epochs (0 disables the warm-up: beta = `end`).
-      start: beta at epoch 0 (seed 004: 0.01).
+      start: beta at epoch 0 (Xu et al.: 0.01).
       end: final beta (1 for the bound itself).
       per_step: update every batch instead of every epoch.
       steps_per_epoch: batches per epoch, for `per_step`.

@@ -25,4 +25,4 @@ __all__ = [
     "load_digits",
     "load_mnist5k",
 ]
-from tfvi.data import views  # noqa: E402  (seed 000 single-column / same-class views)
+from tfvi.data import views  # noqa: E402  (Morningstar et al. single-column / same-class views)

@@ -12,14 +12,14 @@ targets are shaped `[N, H, W, C]`; otherwise they are flat `[N, H*W*C]`.
 Transforms (every data set, as in the papers):
 
 * binarisation (Bernoulli likelihood on grey images): dynamic for training (a fresh
-  draw each epoch) and a fixed seeded draw for validation/test (seed 004, B.1);
+  draw each epoch) and a fixed seeded draw for validation/test (Xu et al., B.1);
   `binarized_mnist` is already static;
-* logit-normal rescaling: pixels mapped to [0.001, 0.999] (seed 000, C.4/C.5);
+* logit-normal rescaling: pixels mapped to [0.001, 0.999] (Morningstar et al., C.4/C.5);
 * `view="single_column"`: the centre column of the image is the encoder input
-  (seed 000, B.1/B.2);
+  (Morningstar et al., B.1/B.2);
 * `target="input" | "label" | "same_class_random"`: the likelihood scores the (full)
-  input, the class label, or a random image of the same class (seed 000, C.7);
-* `validation_fraction`: a seeded hold-out of the training split (seed 004, B.1).
+  input, the class label, or a random image of the same class (Morningstar et al., C.7);
+* `validation_fraction`: a seeded hold-out of the training split (Xu et al., B.1).
 
 Registry: `DATASETS` maps a name to a loader `fn(data_dir, seed) -> DataBundle`;
 `register_dataset(name)` adds one. TFDS sets never download: when the data is not
@@ -248,7 +248,7 @@ def load(name, data_dir=None, seed=0, validation_fraction=0.0):
 
 # ------------------------------------------------------------------ transforms
 def centre_column(x, image_shape):
-    """`[N, H*W*C]` images -> their centre column `[N, H*C]` (seed 000, B.1)."""
+    """`[N, H*W*C]` images -> their centre column `[N, H*C]` (Morningstar et al., B.1)."""
     h, w, c = image_shape
     images = tf.reshape(x, [-1, h, w, c])
     return tf.reshape(images[:, :, w // 2, :], [-1, h * c])

@@ -3,7 +3,7 @@
 1797 images of 64 pixels with 17 grey levels, scaled to [0, 1] pixel probabilities.
 A fixed seeded split gives `test_size` test images; training batches are binarised
 dynamically (a fresh Bernoulli draw each epoch) and the test set once, with a fixed
-seed (the protocol of seed 004, B.1).
+seed (the protocol of Xu et al., B.1).
 """
 
 import numpy as np

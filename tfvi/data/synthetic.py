@@ -1,12 +1,12 @@
 """Synthetic data sets with known truths.
 
-* `abs_toy`: seed 000's toy, z ~ N(0, I_d), x ~ N(|z|, sigma^2 I_d). Per dimension
+* `abs_toy`: Morningstar et al.'s toy, z ~ N(0, I_d), x ~ N(|z|, sigma^2 I_d). Per dimension
   p(x_i) = 2 N(x_i; 0, 1 + sigma^2) Phi(x_i / (sigma sqrt(1 + sigma^2))), and the
-  posterior of x = (1, 1) has one mode in each quadrant. (Seed 000's reported SIWAE
+  posterior of x = (1, 1) has one mode in each quadrant. (Morningstar et al.'s reported SIWAE
   of -1.505 for d = 2 matches sigma ~ 0.05, where the exact mean log p(x) is -1.53.)
 * `linear_gaussian`: z ~ N(0, I_d), x ~ N(z W + b, s^2 I_D) with known W, b, s.
 * `gmm2d`: a mixture of five isotropic 2-D Gaussians with standard deviation 0.25
-  (seed 003, section 5.1), with component labels.
+  (Livne et al., section 5.1), with component labels.
 """
 
 import keras

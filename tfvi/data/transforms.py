@@ -11,7 +11,7 @@ __all__ = ["binarize", "dynamic_binarization"]
 def binarize(probs: ArrayLike, seed: int) -> np.ndarray:
     """A fixed Bernoulli draw of `probs` (values in [0, 1]): float32 0/1 array.
 
-    The same `seed` gives the same binarisation (the fixed test sets of seed 004 B.1).
+    The same `seed` gives the same binarisation (the fixed test sets of Xu et al. B.1).
     """
     probs = np.asarray(probs, np.float32)
     if probs.size and (probs.min() < 0 or probs.max() > 1):

@@ -1,4 +1,4 @@
-"""Pure array views and targets for seed 000's tasks (numpy in, numpy out).
+"""Pure array views and targets for Morningstar et al.'s tasks (numpy in, numpy out).
 
 * `single_column(x, image_shape)`: the centre column of each image, the encoder input
   of the single-column tasks (B.1, B.2); column `W // 2`, like the launcher's

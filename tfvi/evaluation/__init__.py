@@ -38,8 +38,8 @@ from tfvi.evaluation import gaps
 from tfvi.evaluation.gaps import format_ais_gap_table, ais_gap_table
 
 __all__ += ["gaps", "format_ais_gap_table", "ais_gap_table"]
-from tfvi.evaluation import modes  # noqa: E402  (decoded component modes, seed 000 C.3)
-from tfvi.evaluation import diagnostics  # noqa: E402  (seed 004 Table 7 row, Fig. 3)
+from tfvi.evaluation import modes  # noqa: E402  (decoded component modes, Morningstar et al. C.3)
+from tfvi.evaluation import diagnostics  # noqa: E402  (Xu et al. Table 7 row, Fig. 3)
 from tfvi.evaluation.diagnostics import (  # noqa: E402
     plot_posterior_std_histogram,
     posterior_stds,

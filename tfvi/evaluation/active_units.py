@@ -1,11 +1,11 @@
-"""Active units (Burda et al. 2016; seed 001 section 5, seed 004 B.3).
+"""Active units (Burda et al. 2016; Ding & Freedman section 5, Xu et al. B.3).
 
 A latent dimension u is active when the posterior mean moves with the data:
 
     A_u = Cov_x( E_{q(z|x)}[z_u] ) > threshold      (threshold 0.01 in the papers)
 
 E_q[z] is the analytic mean when the posterior has one (Gaussians and mixtures), else
-a Monte Carlo mean over `num_samples` samples (1000 as in seed 004 B.3).
+a Monte Carlo mean over `num_samples` samples (1000 as in Xu et al. B.3).
 """
 
 from typing import Any

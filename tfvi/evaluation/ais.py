@@ -2,7 +2,7 @@
 
 `ais_log_likelihood(model, x)` runs `tfvi.mcmc.ais_chain` from the encoder's q(z|x)
 to p(x, z) = p(z) p(x|z) for every example. The default is the protocol of Wu et al.
-(2016) that seed 001 reports (section 5.2): 16 chains, 10,000 inverse temperatures
+(2016) that Ding & Freedman reports (section 5.2): 16 chains, 10,000 inverse temperatures
 evenly spaced in [0, 1], HMC with 10 leapfrog steps, step sizes tuned towards
 acceptance 0.6. `preset="quick"` (16 chains, 500 sigmoid-spaced temperatures) is for
 fast checks. Data are processed in chunks of `batch_size` (the last chunk is padded, so
@@ -35,7 +35,7 @@ from tfvi.types import ArrayLike
 __all__ = ["ais_log_likelihood", "bdmc", "AIS_PRESETS", "AISEstimate", "BDMCResult"]
 
 AIS_PRESETS = {
-    # Wu et al. (2016) as used by seed 001, section 5.2.
+    # Wu et al. (2016) as used by Ding & Freedman, section 5.2.
     # Reporting presets keep 4 pilot chains per example (a less noisy per-example
     # step size for 12.5% more work than the library default of 2).
     "wu": dict(num_chains=16, num_temperatures=10_000, num_leapfrog_steps=10,

@@ -1,5 +1,5 @@
 """Posterior predictive classification: class probabilities, accuracy, and the
-expected calibration error of seed 000, B.1, with a reliability diagram.
+expected calibration error of Morningstar et al., B.1, with a reliability diagram.
 
 Posterior predictive (B.1, "Evaluation"): for an encoder q(z|x) and classifier
 p(y|z),
@@ -79,7 +79,7 @@ def calibration_bins(probs: ArrayLike, labels: ArrayLike, bins: int = 10,
 
 def expected_calibration_error(probs: ArrayLike, labels: ArrayLike, bins: int = 10,
                                rank_by: str = "true_class") -> float:
-    """ECE of seed 000, B.1: mean over `bins` equal-count bins, ranked by the
+    """ECE of Morningstar et al., B.1: mean over `bins` equal-count bins, ranked by the
     confidence in the true class, of |mean p(y_true) - fraction correct|. Float."""
     conf, acc, _ = calibration_bins(probs, labels, bins, rank_by)
     return float(np.mean(np.abs(conf - acc)))

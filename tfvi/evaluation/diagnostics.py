@@ -1,4 +1,4 @@
-"""Seed 004's prior diagnostics (Table 7, Table 8, Fig. 3) for any tfvi VAE.
+"""Xu et al.'s prior diagnostics (Table 7, Table 8, Fig. 3) for any tfvi VAE.
 
 For a test set {x}, with L samples z ~ q(z|x) per example:
 
@@ -7,7 +7,7 @@ For a test set {x}, with L samples z ~ q(z|x) per example:
     kl        = E_x KL(q(z|x) || p(z))  = E_x E_q [log q(z|x) - log p(z)]
     kl_z|x    = E_x KL(q(z|x) || p(z|x)) = E_x [log p(x) - elbo(x)]
 
-with log p(x) the IWAE-S estimate (`iwae_log_likelihood`, S = 1000 as in seed 004
+with log p(x) the IWAE-S estimate (`iwae_log_likelihood`, S = 1000 as in Xu et al.
 B.3), so elbo = recons - kl and kl_z|x >= 0 up to estimator noise. Every density is the
 model's own: the learned prior the model actually has scores both the ELBO and the
 NLL. Active units: Var_x E_q[z_u] > 0.01 (`tfvi.evaluation.active_units`).
@@ -70,7 +70,7 @@ def prior_diagnostics(model: keras.Model, x: ArrayLike, num_samples: int = 1000,
                       elbo_samples: int = 100, batch_size: int = 100,
                       y: ArrayLike | None = None, seed: int = 0,
                       active_threshold: float = 1e-2) -> dict[str, Any]:
-    """Seed 004 Table 7/8 row for `model` on `x`: a dict of floats.
+    """Xu et al. Table 7/8 row for `model` on `x`: a dict of floats.
 
     Keys: `nll` (-log p(x), IWAE-`num_samples`), `elbo`, `reconstruction`, `kl`
     (E KL(q(z|x)||p(z))), `kl_z_given_x` (log p(x) - ELBO), `active_units`, and
@@ -94,7 +94,7 @@ def prior_diagnostics(model: keras.Model, x: ArrayLike, num_samples: int = 1000,
 
 def posterior_stds(model: keras.Model, x: ArrayLike, batch_size: int = 500,
                    num_samples: int = 1000, seed: int = 0) -> np.ndarray:
-    """Per-dimension standard deviations of q(z|x), `[N, latent_dim]` (seed 004 Fig. 3).
+    """Per-dimension standard deviations of q(z|x), `[N, latent_dim]` (Xu et al. Fig. 3).
 
     Analytic where the posterior has one (Gaussians, mixtures), else Monte Carlo with
     `num_samples` samples (flow posteriors).
@@ -114,7 +114,7 @@ def posterior_stds(model: keras.Model, x: ArrayLike, batch_size: int = 500,
 
 def plot_posterior_std_histogram(stds: ArrayLike, path: str | None, bins: int = 50,
                                  title: str | None = None) -> Any:
-    """Histograms of posterior standard deviations, one per model (seed 004 Fig. 3 left).
+    """Histograms of posterior standard deviations, one per model (Xu et al. Fig. 3 left).
 
     Args:
       stds: dict name -> array of standard deviations (any shape; flattened).

@@ -2,7 +2,7 @@
 
     log p(x) ~= log (1/S) sum_s p(x, z_s) / q(z_s|x),   z_s ~ q(z|x),
 
-stratified over the components of a mixture posterior (seed 000, Theorem A.1:
+stratified over the components of a mixture posterior (Morningstar et al., Theorem A.1:
 S/K samples from each component weighted by alpha_k, a lower-variance estimator with
 the same budget of S density evaluations). The S samples are drawn in chunks so
 S = 5000 fits in memory, and the log-mean-exp over chunks is taken in float64.

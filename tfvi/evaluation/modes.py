@@ -1,4 +1,4 @@
-"""Decoded mode of each posterior component (seed 000, C.3 / C.7 template figures).
+"""Decoded mode of each posterior component (Morningstar et al., C.3 / C.7 template figures).
 
 For a mixture posterior q(z|x) = sum_k alpha_k N(mu_k, S_k), the mode of component k
 is mu_k; decoding it gives p(x|mu_k), whose mode (Bernoulli: pixels with logit > 0)

@@ -1,5 +1,5 @@
 """Mutual information I(x; z) from samples: the Kraskov-Stoegbauer-Grassberger
-estimator (KSG, Kraskov et al. 2004, estimator 1), as seed 003 (section 5.1,
+estimator (KSG, Kraskov et al. 2004, estimator 1), as Livne et al. (section 5.1,
 following Belghazi et al. 2018) uses it on (x, z ~ q(z|x)) pairs with k = 5.
 
 With the max-norm in the joint space, eps_i the distance from point i to its k-th
@@ -39,9 +39,9 @@ def ksg_mutual_information(x: ArrayLike, z: ArrayLike, k: int = 5, max_points: i
     Args:
       x: `[num_points, dim_x]` samples (a `[num_points]` vector is one dimension).
       z: `[num_points, dim_z]` samples paired with `x`.
-      k: number of nearest neighbours (seed 003 uses 5).
+      k: number of nearest neighbours (Livne et al. uses 5).
       max_points: at most this many pairs are used, drawn without replacement with
-        `seed` (the estimator costs O(N log N) per query, and seed 003 uses <= 3000).
+        `seed` (the estimator costs O(N log N) per query, and Livne et al. uses <= 3000).
       seed: seed of the subsample and of the tie-breaking jitter.
       noise: relative scale of a tiny jitter that breaks ties between duplicate
         points (binary pixels), which would otherwise make counts ill-defined.
@@ -81,7 +81,7 @@ def ksg_mutual_information(x: ArrayLike, z: ArrayLike, k: int = 5, max_points: i
 
 def encoder_mutual_information(model: keras.Model, x: ArrayLike, seed: int = 0) -> float:
     """I_q(x; z) of the encoding distribution with x uniform over the given points,
-    in nats (the MI of seed 003's encoding joint P(x) q(z|x), P(x) the empirical
+    in nats (the MI of Livne et al.'s encoding joint P(x) q(z|x), P(x) the empirical
     distribution of `x`):
 
         I = 1/N sum_i E_{z ~ q(z|x_i)}[ log q(z|x_i) - log (1/N sum_n q(z|x_n)) ],

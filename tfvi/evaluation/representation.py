@@ -1,4 +1,4 @@
-"""Representation quality of latent codes (seed 003, sections 5.1 and 5.3):
+"""Representation quality of latent codes (Livne et al., sections 5.1 and 5.3):
 k-nearest-neighbour classification accuracy, reconstruction RMSE, and k-means
 cluster purity / normalised mutual information, all with scikit-learn.
 """
@@ -37,7 +37,7 @@ def knn_accuracy(z_train: ArrayLike, y_train: ArrayLike, z_test: ArrayLike,
     Args:
       z_train, y_train: `[n, d]` codes and `[n]` labels to fit on.
       z_test, y_test: `[m, d]` codes and `[m]` labels to score.
-      k: an int, or a list/tuple of ints (seed 003 tries 1, 3, 5, 10).
+      k: an int, or a list/tuple of ints (Livne et al. tries 1, 3, 5, 10).
 
     Returns:
       A float for an int `k`; a dict `{k: accuracy}` for a list.
@@ -62,7 +62,7 @@ def knn_accuracy(z_train: ArrayLike, y_train: ArrayLike, z_test: ArrayLike,
 
 
 def reconstruction_rmse(x: ArrayLike, x_reconstructed: ArrayLike) -> float:
-    """Root-mean-squared error over all examples and dimensions (seed 003 Fig. 2c):
+    """Root-mean-squared error over all examples and dimensions (Livne et al. Fig. 2c):
     sqrt(mean_{i,j} (x_ij - x'_ij)^2)."""
     x = np.asarray(x, dtype=np.float64)
     x_reconstructed = np.asarray(x_reconstructed, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Seed 003, section 5.2 / Tables 4 and 6 in small: MIM, A-MIM and a VAE with the same
+"""Livne et al., section 5.2 / Tables 4 and 6 in small: MIM, A-MIM and a VAE with the same
 architecture and a VampPrior on the binarised 8x8 digits (scikit-learn's bundled set,
 the offline stand-in for MNIST).
 
@@ -7,7 +7,7 @@ the offline stand-in for MNIST).
 Every model: Gaussian encoder q(z|x) and Bernoulli decoder p(x|z), two tanh layers
 of `--hidden` units, `--latent` latent dimensions, VampPrior p(z) = (1/M) sum_m
 q(z|u_m) with M = `--pseudo_inputs` pseudo-inputs initialised from training images
-(seed 003, section 5.2). The models differ only in the loss:
+(Livne et al., section 5.2). The models differ only in the loss:
   vae:  -ELBO, with the KL weight warmed up 0 -> 1 over `--warmup` epochs;
   mim:  L_MIM (eq. 8): encoding samples x ~ data, z ~ q(z|x) and decoding samples
         z ~ P(z) = N(0, I), x ~ p(x|z) (binary x: score-function gradient, Appendix

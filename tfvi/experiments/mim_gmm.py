@@ -1,4 +1,4 @@
-"""Seed 003, section 5.1 (Fig. 1 and Fig. 2): MIM versus a VAE on 2-D data from a
+"""Livne et al., section 5.1 (Fig. 1 and Fig. 2): MIM versus a VAE on 2-D data from a
 mixture of five isotropic Gaussians (std 0.25), 2-D latent, encoder and decoder with
 two tanh layers of 5, 20 or 500 units, several seeds.
 

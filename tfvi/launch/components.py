@@ -96,7 +96,7 @@ def logit_normal_likelihood(flags, target_dim, prepared):
 
 @register_likelihood("categorical")
 def categorical_likelihood(flags, target_dim, prepared):
-    # Seed 000's VIB: an affine map from z to the class logits.
+    # Morningstar et al.'s VIB: an affine map from z to the class logits.
     return layers.CategoricalDecoder(target_dim, hidden=(), activation=flags.activation,
                                      name="decoder")
 
@@ -130,7 +130,7 @@ def multi_worker_strategy(flags):
 
 # --------------------------------------------------------------- LR schedules
 def burda_boundaries(lr):
-    """Burda et al.'s schedule (used by seed 001): 3^i passes at lr * 10^(-i/7),
+    """Burda et al.'s schedule (used by Ding & Freedman): 3^i passes at lr * 10^(-i/7),
     i = 0..7. Returns epoch boundaries and the values."""
     boundaries = list(np.cumsum([3**i for i in range(8)])[:-1])
     values = [lr * 10 ** (-i / 7) for i in range(8)]
@@ -143,7 +143,7 @@ def learning_rate(flags, steps_per_epoch):
     if flags.lr_schedule == "constant":
         return lr
     if flags.lr_schedule == "step":
-        # Seed 000 B.1: decayed by 0.5 every 15000 training steps.
+        # Morningstar et al. B.1: decayed by 0.5 every 15000 training steps.
         return keras.optimizers.schedules.ExponentialDecay(
             lr, decay_steps=flags.lr_decay_steps, decay_rate=flags.lr_decay_rate,
             staircase=True)

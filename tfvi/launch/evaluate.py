@@ -9,7 +9,7 @@ score it), rebuilds the evaluation split with the data flags recorded in
 reports the mean ELBO and IWAE-k log-likelihood (NLL = -IWAE-k), printed as a table
 and written as JSON (`--output`, default `<workdir>/eval_<split>.json`).
 
-With `--ais_temperatures` the seed 001 table's AIS and IWAE estimates can run sharded
+With `--ais_temperatures` the Ding & Freedman table's AIS and IWAE estimates can run sharded
 over the replicas of `--strategy=mirrored|multi_worker` (same seeds per chunk, so the
 same numbers as on one device; under multi_worker every worker runs the same command
 and the chief writes the output).
@@ -115,23 +115,23 @@ def define_flags():
     _define("string", "data_dir", None, "TFDS data directory (default: the training one).")
     _define("integer", "num_samples", 1000, "k of the IWAE-k log-likelihood estimate.")
     _define("integer", "batch_size", 100, "Examples per call of the serving functions "
-            "(and per AIS chunk / IWAE batch of the seed 001 table).")
+            "(and per AIS chunk / IWAE batch of the Ding & Freedman table).")
     _define("integer", "max_examples", 0, "Score only the first N examples (0: all).")
     _define("list", "metrics", ["elbo", "iwae"], "Metrics to compute (registered: "
             "tfvi.launch.evaluate.EVAL_METRICS; built in: elbo, iwae).")
     _define("string", "output", None, "JSON output path (default: "
             "<workdir>/eval_<split>.json).")
     _define("integer", "verbose", 1, "0: quiet, 1: print the table.")
-    # AIS (seed 001): off unless --ais_temperatures is given. tfvi-train's aiwae
+    # AIS (Ding & Freedman): off unless --ais_temperatures is given. tfvi-train's aiwae
     # family defines --ais_temperatures/--ais_leapfrog_steps too (shared here).
-    _define("integer", "ais_temperatures", 0, "AIS log-likelihood and seed 001's table "
+    _define("integer", "ais_temperatures", 0, "AIS log-likelihood and Ding & Freedman's table "
             "with this many temperatures (0: off; needs a workdir with checkpoints).")
     _define("integer", "ais_leapfrog_steps", 10, "AIS: leapfrog steps per HMC transition.")
     _define("integer", "ais_chains", 16, "AIS: chains per example.")
     _define("string", "ais_schedule", "linear", "AIS: annealing schedule, linear or sigmoid.")
     # Shared with tfvi-train when both live in one process.
     _define("string", "strategy", "default", "tf.distribute strategy of the AIS "
-            "evaluation (seed 001 table): default (one device), mirrored (all local "
+            "evaluation (Ding & Freedman table): default (one device), mirrored (all local "
             "devices), multi_worker (TF_CONFIG; run the same command on every worker, the "
             "chief writes the output). Chunks are sharded over the replicas with the "
             "single-device seeds, so the numbers do not change.")
@@ -259,7 +259,7 @@ def restore_model(workdir, prepared, strategy=None):
 
 
 def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
-    """Seed 001's table (AIS NLL and NVLB on test and train, gaps, active units) for the
+    """Ding & Freedman's table (AIS NLL and NVLB on test and train, gaps, active units) for the
     workdir's model, plus the AIS log-likelihood of the evaluated split."""
     import numpy as np
 
@@ -344,6 +344,8 @@ def evaluate(f):
     meta, loaded = load_export(export_dir)
     train_flags = meta.get("flags", {})
 
+    import tensorflow as tf
+
     from tfvi.data import datasets
 
     dataset = f.dataset if f["dataset"].present else train_flags.get("dataset")
@@ -414,7 +416,7 @@ def evaluate(f):
         if ais_table is not None:
             from tfvi.evaluation import format_ais_gap_table
 
-            print(f"{PROG}: seed 001 table (AIS {ais['num_chains']} chains x "
+            print(f"{PROG}: Ding & Freedman table (AIS {ais['num_chains']} chains x "
                   f"{ais['num_temperatures']} {ais['schedule']} temperatures x "
                   f"{ais['num_leapfrog_steps']} leapfrog steps; NVLB = -IWAE-"
                   f"{f.num_samples})")

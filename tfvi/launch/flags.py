@@ -76,7 +76,7 @@ def define_flags():
     flags.DEFINE_string("likelihood", "auto", "Likelihood p(x|z): auto (the data set's own), "
                         "bernoulli, gaussian, logit_normal, categorical, known.")
     flags.DEFINE_boolean("skip", False, "Decoder skip connection: one affine layer from z to "
-                         "the output (seed 000, B.2).")
+                         "the output (Morningstar et al., B.2).")
     flags.DEFINE_float("beta", 1.0, "Weight of log r(z) - log q(z|x) in the log-weights.")
     flags.DEFINE_boolean("stl", False, "Sticking the landing: drop the score term of log q.")
     # Data.
@@ -97,8 +97,8 @@ def define_flags():
     flags.DEFINE_integer("epochs", 40, "Training epochs (passes over the training split).")
     flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (initial value).")
     flags.DEFINE_string("lr_schedule", "constant", "Learning-rate schedule: constant; step "
-                        "(x lr_decay_rate every lr_decay_steps, seed 000 B.1); burda (3^i "
-                        "epochs at lr*10^(-i/7), i = 0..7, Burda et al. / seed 001).")
+                        "(x lr_decay_rate every lr_decay_steps, Morningstar et al. B.1); burda (3^i "
+                        "epochs at lr*10^(-i/7), i = 0..7, Burda et al. / Ding & Freedman).")
     flags.DEFINE_integer("lr_decay_steps", 15000, "Steps between decays of --lr_schedule=step.")
     flags.DEFINE_float("lr_decay_rate", 0.5, "Decay factor of --lr_schedule=step.")
     flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and sampling noise.")

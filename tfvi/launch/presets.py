@@ -13,19 +13,19 @@ PRESETS = {
     "smoke": dict(dataset="digits", encoder_hidden=["32"], decoder_hidden=["32"],
                   latent_dim=2, components=2, samples=2, epochs=2, eval_iwae_samples=50,
                   eval_max_examples=200),
-    # Seed 004 / seed 001 MNIST VAE: 2x200 tanh MLPs, 50-d latent, IWAE k=50 style runs.
+    # Xu et al. / Ding & Freedman MNIST VAE: 2x200 tanh MLPs, 50-d latent, IWAE k=50 style runs.
     "mnist_iwae": dict(dataset="mnist", posterior="gaussian", components=1,
                        objective="iwae", samples=50, latent_dim=50, epochs=3280,
                        lr_schedule="burda", eval_iwae_samples=5000,
                        validation_fraction=1 / 6),
-    # Seed 000 B.1: single-column MNIST VIB-style VAE with a mixture posterior.
+    # Morningstar et al. B.1: single-column MNIST VIB-style VAE with a mixture posterior.
     "single_column_mnist": dict(dataset="mnist", view="single_column", target="input",
                                 posterior="mixture", components=5, samples=5,
                                 objective="siwae", latent_dim=2, covariance="full",
                                 encoder_hidden=["128"] * 4, decoder_hidden=["128"] * 4,
                                 activation="elu", prior="mog", epochs=50,
                                 lr_schedule="step"),
-    # Seed 000 B.1 on single-column digits (one cell of benchmarks/seed000.py's grid):
+    # Morningstar et al. B.1 on single-column digits (one cell of benchmarks/mixtures_reproduction.py's grid):
     # VIB, K=5 SIWAE, T=5, beta=0.05, Adam 1e-3 halved halfway (B.1: every 15000 of its
     # 30000 steps). 200 epochs of 30 steps at batch 50 = 6000 steps: B.1's 50 epochs
     # would be 1500 steps on digits, where every model is still underfit.
@@ -36,7 +36,7 @@ PRESETS = {
                                      activation="elu", prior="mog", epochs=200,
                                      batch_size=50, lr_schedule="step", lr_decay_steps=3000,
                                      predict_samples=1000),
-    # Seed 000 C.7 style modality: the full image in, a random image of the same class
+    # Morningstar et al. C.7 style modality: the full image in, a random image of the same class
     # (fresh each epoch) scored; K=5 full-covariance components in a 2-d latent (C.6's
     # full-image setting), B.2's skip-connected decoder and mixture prior. Digits scale:
     # 100 epochs (B.2) at lr 1e-3 (B.2's 1e-4 is for MNIST's 600 steps per epoch).
@@ -47,7 +47,7 @@ PRESETS = {
                                   encoder_hidden=["128"] * 4, decoder_hidden=["128"] * 2,
                                   activation="elu", skip=True, prior="mog",
                                   prior_components=20, epochs=100, batch_size=50),
-    # Seed 000's |z| toy: known likelihood, 4-modal posterior, 2-d latent.
+    # Morningstar et al.'s |z| toy: known likelihood, 4-modal posterior, 2-d latent.
     "abs_toy_siwae": dict(dataset="abs_toy", likelihood="known", latent_dim=2,
                           posterior="mixture", components=4, samples=10,
                           objective="siwae", epochs=50),

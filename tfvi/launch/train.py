@@ -95,7 +95,7 @@ def check_workdir(workdir, wanted, overwrite):
 
 # ---------------------------------------------------------------- evaluation
 def _component_modes_plot(model, prepared, x, target, plot_dir, run=None):
-    """Seed 000's C.3 / C.7 template figure: the decoded mode (C.3) or mean (C.7, the
+    """Morningstar et al.'s C.3 / C.7 template figure: the decoded mode (C.3) or mean (C.7, the
     style view) of each mixture component, next to the input image when the encoder
     sees a whole image, else next to the target."""
     import numpy as np

@@ -275,7 +275,7 @@ class GaussianDecoder(NetworkDecoder):
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class LogitNormalDecoder(NetworkDecoder):
-    """p(x|z) = prod_i LogitNormal(x_i; f(z)_i, s) (seed 000, C.4).
+    """p(x|z) = prod_i LogitNormal(x_i; f(z)_i, s) (Morningstar et al., C.4).
 
     A `Normal(f(z), s)` pushed through the `Sigmoid` bijector, one learned scale `s`
     shared by all pixels and images. Targets are clipped to [0.001, 0.999] so pixels
@@ -316,7 +316,7 @@ class LogitNormalDecoder(NetworkDecoder):
 class CategoricalDecoder(NetworkDecoder):
     """p(y|z) = Categorical(y; softmax(f(z))) over `num_classes` labels.
 
-    Seed 000's VIB uses `hidden=()`: an affine map from z to the class logits.
+    Morningstar et al.'s VIB uses `hidden=()`: an affine map from z to the class logits.
     Targets are integer labels `[batch]`.
     """
 
@@ -355,7 +355,7 @@ class KnownLikelihood(keras.layers.Layer):
     """A fixed, known p(x|z) with no trainable weights.
 
     `distribution_fn(z, **fn_kwargs)` returns the `tfd.Distribution` p(x|z) for `z` of
-    any leading shape. Use it for amortised inference in a known model (seed 000's toy:
+    any leading shape. Use it for amortised inference in a known model (Morningstar et al.'s toy:
     z ~ N(0, I), x ~ N(|z|, sigma^2 I), `tfvi.data.abs_toy_likelihood(sigma)`); only
     the posterior is trained. For `.keras` serialisation `distribution_fn` must be a
     registered Keras serializable function (`keras.saving.register_keras_serializable`).

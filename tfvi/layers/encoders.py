@@ -32,7 +32,7 @@ _check_choice = heads.check_choice
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class MixtureEncoder(keras.layers.Layer):
-    """q(z|x) = sum_k alpha_k(x) N(z; mu_k(x), S_k(x) S_k(x)^T) (seed 000, B.1).
+    """q(z|x) = sum_k alpha_k(x) N(z; mu_k(x), S_k(x) S_k(x)^T) (Morningstar et al., B.1).
 
     A network maps `x` (`[batch, *input_shape]`, any rank: `[batch, 64]`,
     `[batch, 28, 28, 1]`, ...) to features `h` (`[batch, F]`); dense layers map `h` to

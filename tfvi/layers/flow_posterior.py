@@ -1,4 +1,4 @@
-"""Real NVP posterior q(z|x): a Gaussian followed by a Real NVP flow (seed 004, eq. B.1).
+"""Real NVP posterior q(z|x): a Gaussian followed by a Real NVP flow (Xu et al., eq. B.1).
 
     w ~ q_phi(w|x) = N(mu(x), diag(sigma(x)^2)),     z = f_eta(w),
     log q(z|x) = log q_phi(w|x) - log |det df_eta(w)/dw|,
@@ -38,11 +38,11 @@ class RealNVPPosterior(keras.layers.Layer):
 
     Args:
       latent_dim: d (>= 2).
-      depth: K, flow depth (seed 004: 20).
+      depth: K, flow depth (Xu et al.: 20).
       hidden: the Gaussian base's MLP widths.
-      flow_hidden: coupling-network widths (seed 004: (256,)).
+      flow_hidden: coupling-network widths (Xu et al.: (256,)).
       activation: base MLP activation.
-      flow_activation: coupling-network activation (seed 004: leaky relu).
+      flow_activation: coupling-network activation (Xu et al.: leaky relu).
       covariance: base covariance, "diag" or "full".
       seed: seeds the invertible-dense initial rotations.
     """

@@ -6,13 +6,13 @@ leading shape `[..., d]` (e.g. `[T, K, batch, d]` samples) go through. Nothing h
 `tfp.layers`, `tfb.AutoregressiveNetwork` or `real_nvp_default_template` (tf_keras
 objects that do not mix with Keras 3 variable tracking).
 
-Blocks (seed 004, section 2.2 and Appendix B.2):
+Blocks (Xu et al., section 2.2 and Appendix B.2):
 
 * `InvertibleDense`: y = W x with W = P L U (LU-parameterised, `tfb.ScaleMatvecLU`),
   initialised at a random rotation; log|det W| = sum_i log|U_ii|.
 * `AffineCoupling`: y = [u_l, u_r * sigmoid(s(u_l) + 2) / sigmoid(2) + t(u_l)] with the
   s, t output layer zero-initialised, so the block starts at the identity
-  (seed 004 B.2 uses `sigmoid(s)`; the +2 shift and normalisation, as in Glow, make
+  (Xu et al. B.2 uses `sigmoid(s)`; the +2 shift and normalisation, as in Glow, make
   depth-50 stacks start at the identity instead of a 0.5^50 contraction).
 * `ActNorm`: y = x * exp(log_scale) + bias per dimension, with data-dependent
   initialisation (`initialize(x)`: outputs of zero mean and unit variance on `x`);
@@ -23,7 +23,7 @@ Blocks (seed 004, section 2.2 and Appendix B.2):
 Stacks:
 
 * `RealNVPFlow(latent_dim, depth)`: K blocks InvertibleDense -> AffineCoupling ->
-  ActNorm; `bijector()` is f (seed 004 eq. 4: w = f(z), applied block by block).
+  ActNorm; `bijector()` is f (Xu et al. eq. 4: w = f(z), applied block by block).
 * `MAFFlow(latent_dim, depth)`: K MAF layers separated by reversing permutations;
   `bijector()` maps noise to data (TFP's convention: its inverse, the density
   direction, is one network pass, sampling takes d passes).
@@ -151,7 +151,7 @@ class ActNorm(_FlowBlock):
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class AffineCoupling(_FlowBlock):
-    """Affine coupling (Dinh et al. 2017; seed 004 B.2), via `tfb.RealNVP`.
+    """Affine coupling (Dinh et al. 2017; Xu et al. B.2), via `tfb.RealNVP`.
 
         y_l = u_l,   y_r = u_r * sigmoid(s(u_l) + 2) / sigmoid(2) + t(u_l),
 
@@ -285,16 +285,16 @@ class MADE(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class RealNVPFlow(keras.layers.Layer):
-    """f = f_K o ... o f_1, f_k = ActNorm o AffineCoupling o InvertibleDense (seed 004 B.2).
+    """f = f_K o ... o f_1, f_k = ActNorm o AffineCoupling o InvertibleDense (Xu et al. B.2).
 
-    `bijector()` is f; `call(z)` = f(z), `[..., d] -> [..., d]`. As a prior (seed 004
+    `bijector()` is f; `call(z)` = f(z), `[..., d] -> [..., d]`. As a prior (Xu et al.
     eq. 4) p(z) = N(f(z); 0, I) |det df/dz|; as a posterior (eq. B.1) z = f(w).
 
     Args:
       latent_dim: d (>= 2).
-      depth: K, the number of blocks (seed 004 uses K = 20).
-      hidden: widths of each coupling network's hidden layers (seed 004: (256,)).
-      activation: their activation (seed 004: leaky relu).
+      depth: K, the number of blocks (Xu et al. uses K = 20).
+      hidden: widths of each coupling network's hidden layers (Xu et al.: (256,)).
+      activation: their activation (Xu et al.: leaky relu).
       seed: seeds the invertible-dense rotations.
     """
 

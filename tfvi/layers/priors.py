@@ -54,7 +54,7 @@ class StandardNormal(Prior):
 class MixtureOfGaussians(Prior):
     """r(z) = sum_k softmax(w)_k N(z; m_k, diag(s_k^2)) (or full S_k S_k^T), trainable.
 
-    Seed 000 uses it as r(z) (B.1: trainable mixture; B.2: 200 components). Means are
+    Morningstar et al. uses it as r(z) (B.1: trainable mixture; B.2: 200 components). Means are
     initialised from N(0, `init_spread`^2), scales at 1, weights uniform.
 
     Args:
@@ -119,7 +119,7 @@ def _standard_normal(latent_dim, dtype):
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class RealNVPPrior(Prior):
-    """p(z) = N(f(z); 0, I) |det df(z)/dz| with f a Real NVP flow (seed 004, eq. 4).
+    """p(z) = N(f(z); 0, I) |det df(z)/dz| with f a Real NVP flow (Xu et al., eq. 4).
 
     f (`tfvi.layers.flows.RealNVPFlow`) is K blocks InvertibleDense -> AffineCoupling
     -> ActNorm. `log_prob(z)` runs f forward (one pass per block, as in training with
@@ -129,9 +129,9 @@ class RealNVPPrior(Prior):
 
     Args:
       latent_dim: d (>= 2).
-      depth: K, flow depth (seed 004: 20).
-      hidden: coupling-network hidden widths (seed 004: (256,)).
-      activation: coupling-network activation (seed 004: leaky relu).
+      depth: K, flow depth (Xu et al.: 20).
+      hidden: coupling-network hidden widths (Xu et al.: (256,)).
+      activation: coupling-network activation (Xu et al.: leaky relu).
       seed: seeds the invertible-dense initial rotations.
     """
 
@@ -192,7 +192,7 @@ class MAFPrior(Prior):
 class VampPrior(Prior):
     """VampPrior: p(z) = (1/M) sum_m q(z | u_m), M learned pseudo-inputs u_m.
 
-    Tomczak & Welling (2018), used by seed 003 (section 5.2, M = 500 with training-data
+    Tomczak & Welling (2018), used by Livne et al. (section 5.2, M = 500 with training-data
     initialisation). With a K-component mixture encoder every q(z|u_m) is itself a
     mixture, and the prior is the flat mixture of all M*K components with weights
     alpha_k(u_m) / M; its `log_prob` is one `gaussian_mixture_log_prob` call (a

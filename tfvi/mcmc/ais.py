@@ -5,7 +5,7 @@ For a proposal q(z) and an unnormalised target f(z) = p(x, z), AIS (Neal 2001; s
 
     f_t(z) = q(z)^(1 - beta_t) p(x, z)^beta_t,   0 = beta_0 < ... < beta_{T-1} = 1  (7)
 
-and gives each chain the weight (seed 001, eq. 8)
+and gives each chain the weight (Ding & Freedman, eq. 8)
 
     log w = sum_{t=1}^{T-1} (beta_t - beta_{t-1}) [log p(x, z^{t-1}) - log q(z^{t-1})],
 
@@ -86,7 +86,7 @@ AISResult = collections.namedtuple(
 def annealing_schedule(num_temperatures, schedule="linear", rad=4.0):
     """Inverse temperatures `[num_temperatures]` float64 from 0 to 1 inclusive.
 
-    "linear": evenly spaced (seed 001, 5.1 and its evaluation). "sigmoid": Wu et al.
+    "linear": evenly spaced (Ding & Freedman, 5.1 and its evaluation). "sigmoid": Wu et al.
     (2016)'s `sigmoid_schedule`, sigmoid(linspace(-rad, rad)) rescaled to [0, 1],
     which spends more temperatures near both ends. An array is validated and returned.
     """

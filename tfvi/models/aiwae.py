@@ -1,7 +1,7 @@
-"""AIWAE: the annealed importance weighted auto-encoder (seed 001, Algorithm 1).
+"""AIWAE: the annealed importance weighted auto-encoder (Ding & Freedman, Algorithm 1).
 
 theta (decoder and any learned prior) follows the AIS estimate of the gradient of
-log p(x) (seed 001, eq. 10 with AIS in place of importance sampling):
+log p(x) (Ding & Freedman, eq. 10 with AIS in place of importance sampling):
 
     delta_theta = sum_k w~_k grad_theta log p_theta(x, z_k),
 
@@ -36,14 +36,14 @@ __all__ = ["AIWAE"]
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class AIWAE(VAE):
-    """Annealed importance weighted auto-encoder (Ding & Freedman; seed 001).
+    """Annealed importance weighted auto-encoder (Ding & Freedman; Ding & Freedman).
 
     Args:
       encoder, decoder, prior: as for `tfvi.models.VAE`.
       samples: K, the number of annealed importance weighted samples (AIS chains).
       temperatures: T >= 2, inverse temperatures evenly spaced in [0, 1] (T - 1 HMC
         transitions; T = 2 is one transition at beta = 1).
-      leapfrog_steps: L per HMC transition (5 in seed 001).
+      leapfrog_steps: L per HMC transition (5 in Ding & Freedman).
       target_accept_prob: acceptance the step sizes are adapted towards (0.6).
       initial_step_size: starting value of every temperature's step size.
       step_size_adaptation_rate: gain of the per-step multiplicative adaptation.

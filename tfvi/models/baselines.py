@@ -1,4 +1,4 @@
-"""Deterministic classifiers for seed 000's single-column task (B.1): the "pyramid"
+"""Deterministic classifiers for Morningstar et al.'s single-column task (B.1): the "pyramid"
 MLP (5 x 256, an estimate of the peak deterministic accuracy) and the "bottleneck"
 MLP with the VIB's architecture (4 x 128 ELU, then a 2-unit hidden layer, then an
 affine map to the classes). Both output class probabilities (softmax), so

@@ -1,9 +1,9 @@
-"""MIM and A-MIM: the Mutual Information Machine (seed 003, Livne et al.) as a
+"""MIM and A-MIM: the Mutual Information Machine (Livne et al., Livne et al.) as a
 `keras.Model` with a custom `train_step`.
 
 MIM fits an encoder q(z|x) and a decoder p(x|z) to the *mixture* of the two anchored
 joints, M_S = 1/2 (P(x) q(z|x) + P(z) p(x|z)) (P(x): the data, P(z): the latent
-anchor, N(0, I) by default), with the loss of seed 003 eq. (8):
+anchor, N(0, I) by default), with the loss of Livne et al. eq. (8):
 
     L_MIM = 1/2 (CE(M_S, q(x, z)) + CE(M_S, p(x, z)))
           = E_{M_S}[ -1/2 (log q(z|x) + log q(x) + log p(x|z) + log p(z)) ],
@@ -291,7 +291,7 @@ class MIM(VAE):
 
 class DecoderWeightWarmup(keras.callbacks.Callback):
     """Raises `model.decoder_weight` linearly from 0 to `final_weight` (1/2) over
-    `warmup_epochs` epochs (seed 003, section 5), epoch `e` getting
+    `warmup_epochs` epochs (Livne et al., section 5), epoch `e` getting
     `final_weight * min(1, e / warmup_epochs)`."""
 
     def __init__(self, warmup_epochs, final_weight=_FULL_DECODER_WEIGHT):

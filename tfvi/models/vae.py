@@ -84,10 +84,10 @@ class VAE(keras.Model):
         `{"num_groups": M}` ("miwae", "piwae") or `{"elbo_weight": 0.5}` ("ciwae").
       gradient_estimator: "reparam" (default), "stl" (same as `stl=True`), "dreg"
         (IWAE/SIWAE) or "score" (REINFORCE); see `tfvi.estimators`.
-      qz_regularizer: weight w >= 0 of seed 004's (B.3) moment penalty on the
+      qz_regularizer: weight w >= 0 of Xu et al.'s (B.3) moment penalty on the
         aggregate posterior, `loss = -bound + w * Reg[q(z)]` with
         `Reg = mean_k Mean[z_k]^2 + (Var[z_k] - 1)^2` estimated from the batch's
-        posterior samples (`tfvi.regularizers`); 0 (default) turns it off. Seed 004
+        posterior samples (`tfvi.regularizers`); 0 (default) turns it off. Xu et al.
         uses w = 1 with Real NVP priors. Reparameterised/STL gradients only.
 
     Metrics per epoch: `loss` (= -bound), the bound being trained (named after the

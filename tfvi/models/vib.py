@@ -1,4 +1,4 @@
-"""Variational information bottleneck classifier with (mixture) posteriors, seed 000 B.1.
+"""Variational information bottleneck classifier with (mixture) posteriors, Morningstar et al. B.1.
 
     q(z|x) = sum_k alpha_k(x) q_k(z|x)      (encoder; K = 1 is a Gaussian)
     p(y|z) = Categorical(softmax(W z + b))   (an affine classifier, `CategoricalDecoder`)
@@ -30,7 +30,7 @@ __all__ = ["VIBClassifier"]
 
 @keras.saving.register_keras_serializable(package="tfvi")
 class VIBClassifier(VAE):
-    """VIB classifier (seed 000, B.1): a `VAE` whose likelihood is a classifier.
+    """VIB classifier (Morningstar et al., B.1): a `VAE` whose likelihood is a classifier.
 
     Args:
       encoder: a tfvi encoder (`MixtureEncoder(2, components=K, hidden=(128,) * 4,

@@ -1,4 +1,4 @@
-"""`--model=aiwae`: `tfvi.models.AIWAE` (seed 001, Algorithm 1) with any registered
+"""`--model=aiwae`: `tfvi.models.AIWAE` (Ding & Freedman, Algorithm 1) with any registered
 unimodal posterior, likelihood and prior.
 
     tfvi-train --model=aiwae --samples=5 --ais_temperatures=5 --ais_leapfrog_steps=5

@@ -1,4 +1,4 @@
-"""`--burn_in_epochs` (seed 000 B.3) for every model family with an encoder, decoder
+"""`--burn_in_epochs` (Morningstar et al. B.3) for every model family with an encoder, decoder
 and prior: the callback builder shared by `--model=vae` and `--model=vib`.
 
     tfvi-train --model=vae --burn_in_epochs=1
@@ -7,7 +7,7 @@ and prior: the callback builder shared by `--model=vae` and `--model=vib`.
 from absl import flags as absl_flags
 
 absl_flags.DEFINE_integer("burn_in_epochs", 0, "Epochs of burn-in against the prior "
-                          "(seed 000 B.3) before training (any --model with an encoder, "
+                          "(Morningstar et al. B.3) before training (any --model with an encoder, "
                           "decoder and prior; 0: off).")
 
 

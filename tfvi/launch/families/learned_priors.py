@@ -1,4 +1,4 @@
-"""Learned priors and flow posteriors for the launcher (seed 004; VampPrior for seed 003).
+"""Learned priors and flow posteriors for the launcher (Xu et al.; VampPrior for Livne et al.).
 
 Registers `--prior=vamp|realnvp|maf` and `--posterior=realnvp`, the KL warm-up
 (`--kl_warmup_epochs`, `tfvi.schedules.KLWarmup`) and the prior-training strategy
@@ -27,7 +27,7 @@ from absl import flags as absl_flags
 from tfvi.launch.registry import register_posterior, register_prior
 
 absl_flags.DEFINE_integer("prior_depth", 10, "--prior=realnvp|maf: flow depth K "
-                          "(coupling blocks / MAF layers; seed 004: up to 50).")
+                          "(coupling blocks / MAF layers; Xu et al.: up to 50).")
 absl_flags.DEFINE_integer("prior_hidden", 256, "--prior=realnvp|maf: hidden width of the "
                           "coupling networks (realnvp: one layer; maf: two MADE layers).")
 absl_flags.DEFINE_integer("pseudo_inputs", 500, "--prior=vamp: number M of pseudo-inputs "
@@ -36,13 +36,13 @@ absl_flags.DEFINE_integer("posterior_depth", 10, "--posterior=realnvp: flow dept
                           "of the Gaussian base encoder.")
 absl_flags.DEFINE_integer("posterior_flow_hidden", 256, "--posterior=realnvp: hidden width "
                           "of the coupling networks.")
-absl_flags.DEFINE_integer("kl_warmup_epochs", 0, "KL warm-up (seed 004 B.3): beta rises "
+absl_flags.DEFINE_integer("kl_warmup_epochs", 0, "KL warm-up (Xu et al. B.3): beta rises "
                           "linearly from 0.01 to --beta over this many epochs (0: off).")
-absl_flags.DEFINE_float("qz_regularizer", 0.0, "Weight of seed 004's (B.3) penalty "
+absl_flags.DEFINE_float("qz_regularizer", 0.0, "Weight of Xu et al.'s (B.3) penalty "
                         "mean_k Mean[z_k]^2 + (Var[z_k] - 1)^2 on the aggregate posterior "
-                        "(0: off; seed 004 uses 1 with Real NVP priors).")
+                        "(0: off; Xu et al. uses 1 with Real NVP priors).")
 absl_flags.DEFINE_enum("prior_training", "joint", ["joint", "posthoc", "iterative"],
-                       "How a learned prior trains (seed 004, Alg. B.1): joint, posthoc "
+                       "How a learned prior trains (Xu et al., Alg. B.1): joint, posthoc "
                        "(VAE with N(0, I), then the prior), iterative (alternating).")
 
 FLOW_PRIORS = ("realnvp", "maf")

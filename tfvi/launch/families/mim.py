@@ -1,4 +1,4 @@
-"""`--model=mim` / `--model=amim`: `tfvi.models.MIM` (seed 003), symmetric or A-MIM,
+"""`--model=mim` / `--model=amim`: `tfvi.models.MIM` (Livne et al.), symmetric or A-MIM,
 with the decoder-weight warm-up and early stopping of section 5, and the
 representation metrics (KSG MI, k-NN accuracy, RMSE, k-means purity/NMI) in
 metrics.json.
@@ -19,7 +19,7 @@ from tfvi.launch.report import REPRESENTATION_METRICS, evaluate_representation
 
 absl_flags.DEFINE_integer("mim_warmup_epochs", 3, "--model=mim|amim: epochs over which the "
                           "decoder weight rises from 0 to 1/2; also the early-stopping "
-                          "patience on the validation MIM loss (seed 003, section 5).")
+                          "patience on the validation MIM loss (Livne et al., section 5).")
 absl_flags.DEFINE_integer("mim_ksg_points", 3000, "--model=mim|amim: at most this many "
                           "(x, z) test pairs for the KSG mutual information (kept for "
                           "old command lines; --ksg_points applies to every family).")
@@ -71,8 +71,8 @@ def mim_estimators(flags, model):
     return {
         "bounds": {
             "objective": "mim" if symmetric else "amim",
-            "loss": ("L_MIM, seed 003 eq. 8: 1/2 (encoding CE + decoding CE)" if symmetric
-                     else "L_A-MIM, seed 003 eq. 13: encoding samples only"),
+            "loss": ("L_MIM, Livne et al. eq. 8: 1/2 (encoding CE + decoding CE)" if symmetric
+                     else "L_A-MIM, Livne et al. eq. 13: encoding samples only"),
             "samples": ("one z ~ q(z|x) per example (stratified: one per posterior "
                         "component, weighted by its mixture weight)"
                         + ("; and one decoding pair z ~ P(z) = N(0, I), x ~ p(x|z) "
@@ -102,7 +102,7 @@ def mim_estimators(flags, model):
 for _name, _symmetric in (("mim", True), ("amim", False)):
     register_model(ModelFamily(
         name=_name, build=_builder(_symmetric), objectives=("mim",),
-        help=("Mutual Information Machine (tfvi.models.MIM, seed 003)" if _symmetric
+        help=("Mutual Information Machine (tfvi.models.MIM, Livne et al.)" if _symmetric
               else "asymmetric MIM, encoding samples only (tfvi.models.MIM(symmetric=False))"),
         evaluate=evaluate_mim, callbacks=mim_callbacks, estimators=mim_estimators,
         summary_metrics=REPRESENTATION_METRICS,

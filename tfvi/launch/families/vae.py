@@ -39,7 +39,7 @@ def check_vae_flags(flags):
 
 
 def vae_callbacks(model, prepared, flags):
-    """Burn-in (seed 000 B.3), then KL warm-up / prior-training phases (seed 004)."""
+    """Burn-in (Morningstar et al. B.3), then KL warm-up / prior-training phases (Xu et al.)."""
     return (burn_in_callbacks(model, prepared, flags)
             + learned_prior_callbacks(model, prepared, flags))
 

@@ -1,4 +1,4 @@
-"""`--model=vib`: `tfvi.models.VIBClassifier` (seed 000, B.1), with `--burn_in_epochs`
+"""`--model=vib`: `tfvi.models.VIBClassifier` (Morningstar et al., B.1), with `--burn_in_epochs`
 (B.3) and posterior-predictive accuracy / ECE in metrics.json.
 
     tfvi-train --model=vib --dataset=digits --view=single_column --target=label \
@@ -16,7 +16,7 @@ from tfvi.launch.registry import ModelFamily, register_model
 from tfvi.launch.report import evaluate_representation
 
 absl_flags.DEFINE_integer("predict_samples", 1000, "S posterior samples per example of "
-                          "the posterior predictive (accuracy, ECE; 10^4 in seed 000).")
+                          "the posterior predictive (accuracy, ECE; 10^4 in Morningstar et al.).")
 absl_flags.DEFINE_string("gradient_estimator", "reparam", "Gradient estimator of the VIB: "
                          f"{', '.join(estimators.ESTIMATORS)}.")
 
@@ -72,7 +72,7 @@ def evaluate_vib(model, prepared, flags):
 
 
 def plot_vib(model, prepared, flags, plot_dir):
-    """The test split's reliability diagram (seed 000 B.1 bins): plots/reliability.png."""
+    """The test split's reliability diagram (Morningstar et al. B.1 bins): plots/reliability.png."""
     import os
 
     from tfvi import plots

@@ -1,10 +1,10 @@
-"""Seed 000 reproduction at a CPU budget: the |z| toy curves (Fig. B.1/B.2) and the
+"""Morningstar et al. reproduction at a CPU budget: the |z| toy curves (Fig. B.1/B.2) and the
 single-column digits VIB grid (B.1: K in {1,2,5,10} x T in {1,2,5,10}; accuracy and
 ECE for ELBO/IWAE (K=1) and SELBO/SIWAE (K>1)), the deterministic baselines, and the
 decoded component modes of a single-column VAE (C.3) and of the style-modality VAE
 (C.7: target a random image of the same class).
 
-    python benchmarks/seed000.py --parts toy,grid,modes,style [--epochs 50] [--seeds 0,1]
+    python benchmarks/mixtures_reproduction.py --parts toy,grid,modes,style [--epochs 50] [--seeds 0,1]
 
 Prints tables and writes benchmarks/results/seed000_{toy,grid,modes,style}.json and
 plots. The grid halves Adam's rate (1e-3) halfway through training, as B.1's 15000 of
@@ -27,7 +27,7 @@ import tfvi
 from tfvi.data import views
 from tfvi.evaluation import calibration, modes
 
-RESULTS = os.environ.get("SEED000_RESULTS") or os.path.join(
+RESULTS = os.environ.get("MIXTURES_RESULTS") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "results")
 
 
