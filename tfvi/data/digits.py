@@ -9,7 +9,7 @@ seed (the protocol of Xu et al., B.1).
 import numpy as np
 import tensorflow as tf
 
-from tfvi.data.transforms import binarize, dynamic_binarization
+from tfvi.data.transforms import dynamic_binarization, split_arrays
 
 __all__ = ["load_digits", "digits_dataset", "DIGITS_DIM"]
 
@@ -34,13 +34,7 @@ def load_digits(test_size: int = 297, split_seed: int = 0,
         raise ValueError(f"`test_size` must be in (0, {len(probs)}); got {test_size}.")
     order = np.random.default_rng(split_seed).permutation(len(probs))
     test, train = order[:test_size], order[test_size:]
-    return {
-        "train_probs": probs[train],
-        "train_labels": labels[train],
-        "test_probs": probs[test],
-        "test_labels": labels[test],
-        "test_x": binarize(probs[test], test_binarization_seed),
-    }
+    return split_arrays(probs, labels, train, test, test_binarization_seed)
 
 
 def digits_dataset(split: str = "train", batch_size: int = 100, seed: int = 0,

@@ -10,7 +10,7 @@ test set once, with a fixed seed (the protocol of Xu et al., appendix B.1).
 
 import numpy as np
 
-from tfvi.data.transforms import binarize
+from tfvi.data.transforms import split_arrays
 
 __all__ = ["MNIST5K_SHAPE", "load_mnist5k"]
 
@@ -39,10 +39,4 @@ def load_mnist5k(split_seed=0, test_binarization_seed=1):
         train.append(members[_TEST_PER_CLASS:])
     test = rng.permutation(np.concatenate(test))
     train = rng.permutation(np.concatenate(train))
-    return {
-        "train_probs": probs[train],
-        "train_labels": labels[train],
-        "test_probs": probs[test],
-        "test_labels": labels[test],
-        "test_x": binarize(probs[test], test_binarization_seed),
-    }
+    return split_arrays(probs, labels, train, test, test_binarization_seed)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfvi.types import ArrayLike
 
-__all__ = ["binarize", "dynamic_binarization"]
+__all__ = ["binarize", "dynamic_binarization", "split_arrays"]
 
 
 def binarize(probs: ArrayLike, seed: int) -> np.ndarray:
@@ -43,3 +43,17 @@ def dynamic_binarization(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset
 
     return tf.data.Dataset.zip((dataset, seeds)).map(
         draw, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def split_arrays(probs: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
+                 test_binarization_seed: int) -> dict:
+    """The arrays of a grey-image data set split by the index arrays `train` / `test`:
+    `train_probs`, `train_labels`, `test_probs`, `test_labels`, and `test_x`, the test
+    images binarised once with `test_binarization_seed` (the fixed evaluation draw)."""
+    return {
+        "train_probs": probs[train],
+        "train_labels": labels[train],
+        "test_probs": probs[test],
+        "test_labels": labels[test],
+        "test_x": binarize(probs[test], test_binarization_seed),
+    }

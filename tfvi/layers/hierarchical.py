@@ -81,6 +81,12 @@ def _broadcast_concat(features, z):
     return tf.concat([tf.broadcast_to(features, shape), z], axis=-1)
 
 
+def _two_level_config(layer):
+    """The config entries shared by the hierarchical encoder and prior."""
+    return dict(lower_dim=layer.lower_dim, top=keras.saving.serialize_keras_object(layer.top),
+                hidden=list(layer.hidden), activation=layer.activation)
+
+
 @keras.saving.register_keras_serializable(package="tfvi")
 class HierarchicalEncoder(keras.layers.Layer):
     """q(z1, z2 | x) = q(z2 | x) q(z1 | x, z2) over z = concat[z1, z2].
@@ -147,9 +153,7 @@ class HierarchicalEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(lower_dim=self.lower_dim,
-                      top=keras.saving.serialize_keras_object(self.top),
-                      hidden=list(self.hidden), activation=self.activation)
+        config.update(_two_level_config(self))
         return config
 
 
@@ -201,7 +205,5 @@ class HierarchicalPrior(Prior):
 
     def get_config(self):
         config = super().get_config()
-        config.update(lower_dim=self.lower_dim,
-                      top=keras.saving.serialize_keras_object(self.top),
-                      hidden=list(self.hidden), activation=self.activation)
+        config.update(_two_level_config(self))
         return config
