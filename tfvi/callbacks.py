@@ -181,11 +181,12 @@ class NaNGuard(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self._epoch = 0
+        self._epoch = self._epoch_start = 0
         self._warned = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._epoch_start = int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
