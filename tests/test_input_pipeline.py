@@ -96,3 +96,17 @@ def test_a_model_built_under_a_strategy_keeps_one_step_per_call():
     x = tfvi.data.binarize(tfvi.data.load_digits()["train_probs"][:50], 0)
     model.fit(x, batch_size=25, epochs=1, verbose=0)  # outside the scope, as Keras allows
     assert model.steps_per_execution == 1 and int(model.optimizer.iterations) == 2
+
+
+def test_steps_per_epoch_is_honoured_on_an_endless_stream():
+    """Keras runs whole executions, so 16 steps per call on an endless stream with
+    steps_per_epoch=15 would train 16 steps an epoch (and shift every later epoch's
+    batches, which breaks exact resume); tfvi picks a divisor of steps_per_epoch."""
+    x = (np.random.default_rng(0).random((300, 16)) < 0.5).astype(np.float32)
+    model = tfvi.models.VAE(tfvi.layers.GaussianEncoder(2, hidden=(4,)),
+                            tfvi.layers.BernoulliDecoder(16, hidden=(4,)), input_dim=16, seed=0)
+    model.compile(optimizer="adam", jit_compile=False)
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(20).repeat()
+    model.fit(stream, steps_per_epoch=15, epochs=2, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 30
+    assert model.steps_per_execution == 15

@@ -106,6 +106,11 @@ def fit_arguments(model, x, y, kwargs):
     arrays by `array_dataset(x, y, batch_size, shuffle)` unless an argument only
     Keras' array adapter implements is set (or a distribution strategy is active)."""
     spe = auto_steps_per_execution(kwargs.get("callbacks"), model)
+    steps = kwargs.get("steps_per_epoch")
+    if steps and spe > 1:
+        # Keras runs whole executions: with steps_per_epoch = 15 and 16 steps per call
+        # an "epoch" would take 16 steps. Use the largest divisor of steps_per_epoch.
+        spe = max(d for d in range(1, min(spe, steps) + 1) if steps % d == 0)
     if spe != model.steps_per_execution:
         model.steps_per_execution = spe
         # Keras rebuilds them with the new value.
