@@ -150,6 +150,8 @@ class FaultPoints(keras.callbacks.Callback):
     """Calls `tfvi.training.faults.point("train_batch", "<epoch>.<step>")` (1-based)
     after every training batch; installed only when a fault variable is set."""
 
+    every_step = True  # one step per call, so every step's fault point is reached
+
     def __init__(self):
         super().__init__()
         self._epoch = self._epoch_start = 0

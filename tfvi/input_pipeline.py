@@ -69,10 +69,14 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None):
 
 
 def needs_every_step(callback):
-    """Whether `callback` must run before every training step (it overrides a
-    batch-*begin* hook, e.g. a per-step KL warm-up). Batch-end hooks (progress, NaN
-    checks) only see every `steps_per_execution`-th step's logs, which suffices."""
+    """Whether `callback` must run around every training step: it says so
+    (`every_step = True`, e.g. fault injection at a chosen step) or it overrides a
+    batch-*begin* hook (e.g. a per-step KL warm-up). Other batch-end hooks (progress,
+    NaN checks) only see every `steps_per_execution`-th step's logs, which suffices."""
     import keras
+
+    if getattr(callback, "every_step", False):
+        return True
 
     base = keras.callbacks.Callback
     per_step = any(getattr(type(callback), hook) is not getattr(base, hook)
