@@ -193,12 +193,20 @@ def restore_newest_valid(manager, model, report=print, move_aside=True):
     return None
 
 
+def _json_shape(dim):
+    """An int for flat data, a list `[H, W, C]` for images."""
+    if isinstance(dim, (tuple, list)):
+        return [int(d) for d in dim]
+    return int(dim)
+
+
 def data_spec(prepared):
     """What a workdir's model expects: a JSON-able dict of the data it was trained on."""
     bundle = prepared.bundle
     return {"dataset": bundle.name, "likelihood": prepared.likelihood,
             "view": prepared.view, "target": prepared.target, "seed": int(prepared.seed),
-            "input_dim": int(prepared.input_dim), "target_dim": int(prepared.target_dim),
+            "input_dim": _json_shape(prepared.input_dim),
+            "target_dim": _json_shape(prepared.target_dim),
             "binarization": prepared.binarization,
             "image_shape": None if bundle.image_shape is None else list(bundle.image_shape),
             "num_classes": getattr(bundle, "num_classes", None)}
@@ -216,7 +224,8 @@ def load_workdir(path):
 
     Returns:
       `(model, spec)`: a compiled Keras model (`model.encoder(x)` is q(z|x) for
-      `x` of shape `[batch, spec["input_dim"]]`), and `spec`, a dict with `dataset`,
+      `x` of shape `[batch, spec["input_dim"]]`, or `[batch, *spec["input_dim"]]`
+      for images), and `spec`, a dict with `dataset`,
       `likelihood`, `view`, `target`, `seed`, `input_dim`, `target_dim`,
       `binarization`, `image_shape`, `num_classes`.
 
