@@ -24,9 +24,9 @@ Writes `benchmarks/results/ais_accuracy.json`.
 """
 
 import argparse
-import json
 import math
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,6 +36,9 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
 import tfvi  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_io  # noqa: E402
 from tfvi.mcmc import ais, annealing_schedule  # noqa: E402
 
 tfd = tfp.distributions
@@ -184,11 +187,7 @@ def main():
         floor = c["perfect_mixing_floor"]
         print(f"{label:<22}tfvi / best TFP = {c['ratio_to_best_tfp']:.2f}"
               + (f"; perfect-mixing floor {floor:.4f}" if floor else ""))
-    print(f"wall {report['wall_s']:.0f} s, cpu {report['cpu_s']:.0f} s, load average "
-          f"{load0[0]:.1f} -> {report['load_avg_after'][0]:.1f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=1)
+    report_io.finish(report, args.out, load0)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ calls per timing; the ratio of medians is the target (<= 1.3). Writes
 """
 
 import argparse
-import json
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,6 +29,9 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
 import tfvi  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_io  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -114,9 +117,7 @@ def main():
         print(f"{k:<8}{1e3 * med[k]:>11.2f}{1e3 * med_cpu[k]:>9.2f}")
     print(f"step / bare = {report['ratio']:.2f} (cpu {report['cpu_ratio']:.2f}); load "
           f"average {load0[0]:.1f} -> {report['load_avg_after'][0]:.1f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=1)
+    report_io.finish(report, args.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Writes `benchmarks/results/fit_overhead.json`.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,12 +31,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_throughput import CONFIGS, binary_784, build_model  # noqa: E402
 
+import report_io  # noqa: E402
 import tfvi  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -159,11 +158,7 @@ def main():
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items()))
     report.update(wall_s=time.perf_counter() - t_start, cpu_s=time.process_time() - c_start,
                   load_avg_before=load0, load_avg_after=os.getloadavg())
-    print(f"wall {report['wall_s']:.0f} s, cpu {report['cpu_s']:.0f} s, load average "
-          f"{load0[0]:.1f} -> {report['load_avg_after'][0]:.1f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=1)
+    report_io.finish(report, args.out, load0)
 
 
 if __name__ == "__main__":

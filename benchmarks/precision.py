@@ -20,7 +20,6 @@ Writes `benchmarks/results/precision.json`.
 """
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -30,10 +29,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report_io  # noqa: E402
 from train_throughput import binary_784  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -143,11 +142,7 @@ def main():
           f"{report['bf16_speedup_no_xla']:.2f}x; IWAE-50 at equal weights: float32 "
           f"{bounds['float32']:.3f}, bfloat16 {bounds['mixed_bfloat16']:.3f} "
           f"(difference {report['bound_difference']:+.3f} nats)")
-    print(f"wall {report['wall_s']:.0f} s, cpu {report['cpu_s']:.0f} s, load average "
-          f"{load0[0]:.1f} -> {report['load_avg_after'][0]:.1f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=1)
+    report_io.finish(report, args.out, load0)
 
 
 if __name__ == "__main__":
