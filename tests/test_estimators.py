@@ -28,7 +28,7 @@ import tensorflow as tf
 
 import tfvi
 from tfvi import estimators
-from tfvi.models.vae import replica_seed
+from tfvi.seeds import replica_seed
 
 RUNS, COPIES, SIGMAS = 40, 64, 4.5
 X0 = [1.0, 0.7]

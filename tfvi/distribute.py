@@ -32,9 +32,11 @@ import tempfile
 import weakref
 
 import keras
-
 import numpy as np
 import tensorflow as tf
+
+from tfvi.seeds import as_seed
+from tfvi.validation import check_positive_int
 
 __all__ = [
     "STRATEGY_NAMES",
@@ -267,10 +269,10 @@ def distributed_iwae_log_likelihood(model, x, strategy, num_samples=5000, batch_
     float round-off. Every worker must call it with the same arguments; every worker
     gets the whole `[N]` float64 result.
     """
-    from tfvi.evaluation.likelihood import _check_positive_int, _chunk_log_sum
+    from tfvi.evaluation.likelihood import _chunk_log_sum
 
-    num_samples = _check_positive_int("num_samples", num_samples)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    num_samples = check_positive_int("num_samples", num_samples)
+    batch_size = check_positive_int("batch_size", batch_size)
     x = np.asarray(x, np.float32)
     y = x if y is None else np.asarray(y)
     if x.ndim < 2:
@@ -374,14 +376,14 @@ def distributed_ais_log_likelihood(model, x, strategy, *, preset="wu", num_chain
     single-device estimator.
     """
     from tfvi.evaluation import ais as ais_eval
-    from tfvi.mcmc.ais import _as_seed, raise_if_not_finite, weight_diagnostics
+    from tfvi.mcmc.ais import raise_if_not_finite, weight_diagnostics
 
     settings, betas, x, y = ais_eval._prepare(
         preset, x, y, batch_size, num_chains=num_chains, num_temperatures=num_temperatures,
         num_leapfrog_steps=num_leapfrog_steps, schedule=schedule,
         num_pilot_chains=num_pilot_chains)
     _check_xla_variables(model, strategy, jit_compile)
-    base = _as_seed(seed)
+    base = as_seed(seed)
     n = len(x)
     chunk = min(batch_size, n)
     starts = list(range(0, n, chunk))

@@ -23,14 +23,14 @@ import tensorflow as tf
 
 from tfvi.mcmc.ais import (
     DEFAULT_PILOT_CHAINS,
-    _as_seed,
-    _check_positive_int,
     ais_chain,
     annealing_schedule,
     raise_if_not_finite,
     weight_diagnostics,
 )
+from tfvi.seeds import as_seed
 from tfvi.types import ArrayLike
+from tfvi.validation import check_positive_int
 
 __all__ = ["ais_log_likelihood", "bdmc", "AIS_PRESETS", "AISEstimate", "BDMCResult"]
 
@@ -55,16 +55,16 @@ def _resolve(preset, **overrides):
         raise ValueError(f"`preset` must be one of {sorted(AIS_PRESETS)}; got {preset!r}.")
     settings = dict(AIS_PRESETS[preset])
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    _check_positive_int("num_chains", settings["num_chains"])
-    _check_positive_int("num_leapfrog_steps", settings["num_leapfrog_steps"])
-    _check_positive_int("num_pilot_chains", settings["num_pilot_chains"])
+    check_positive_int("num_chains", settings["num_chains"])
+    check_positive_int("num_leapfrog_steps", settings["num_leapfrog_steps"])
+    check_positive_int("num_pilot_chains", settings["num_pilot_chains"])
     return settings
 
 
 def _prepare(preset, x, y, batch_size, **overrides):
     """Validated settings, the inverse temperatures and float32 `x`, `y` `[N, ...]`."""
     settings = _resolve(preset, **overrides)
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("batch_size", batch_size)
     betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
     x = np.asarray(x, np.float32)
     y = x if y is None else np.asarray(y)
@@ -145,7 +145,7 @@ def ais_log_likelihood(model: keras.Model, x: ArrayLike, *, preset: str = "wu",
     run = _make_runner(model, settings, jit_compile, target_accept_prob, step_size)
     betas_t = tf.constant(betas, tf.float32)
     steps_t = tf.fill([len(betas) - 1], tf.constant(step_size, tf.float32))
-    base = _as_seed(seed)
+    base = as_seed(seed)
     n = len(x)
     out = np.empty(n, np.float64)
     acc, ess = [], []
@@ -168,7 +168,7 @@ def ais_log_likelihood(model: keras.Model, x: ArrayLike, *, preset: str = "wu",
 
 
 def _simulate(model, num_examples, seed):
-    seed_z, seed_x = tf.unstack(tf.random.split(_as_seed(seed), 2))
+    seed_z, seed_x = tf.unstack(tf.random.split(as_seed(seed), 2))
     z = model.prior().sample(num_examples, seed=seed_z)
     x = model.decoder(z).sample(seed=seed_x)
     return tf.cast(x, tf.float32), z
@@ -189,7 +189,7 @@ def bdmc(model: keras.Model, num_examples: int = 32, *, preset: str = "quick",
       `BDMCResult(lower [N], upper [N], gap (mean upper - mean lower), x, z,
       protocol)`; float64 bounds on log p(x) of the simulated examples.
     """
-    _check_positive_int("num_examples", num_examples)
+    check_positive_int("num_examples", num_examples)
     settings = _resolve(preset, num_chains=num_chains, num_temperatures=num_temperatures,
                         num_leapfrog_steps=num_leapfrog_steps, schedule=schedule)
     betas = annealing_schedule(settings["num_temperatures"], settings["schedule"])
@@ -197,11 +197,11 @@ def bdmc(model: keras.Model, num_examples: int = 32, *, preset: str = "quick",
     c = settings["num_chains"]
     run = _make_runner(model, settings, jit_compile, target_accept_prob, step_size)
     steps = tf.fill([len(betas) - 1], tf.constant(step_size, tf.float32))
-    fwd = run(x, x, tf.constant(betas, tf.float32), steps, _as_seed(seed))
+    fwd = run(x, x, tf.constant(betas, tf.float32), steps, as_seed(seed))
     raise_if_not_finite(fwd, betas)
     init = tf.broadcast_to(z[tf.newaxis], [c] + z.shape.as_list())
     rev = run(x, x, tf.constant(betas[::-1].copy(), tf.float32), steps,
-              tf.random.experimental.stateless_fold_in(_as_seed(seed), 1), init)
+              tf.random.experimental.stateless_fold_in(as_seed(seed), 1), init)
     raise_if_not_finite(rev, betas[::-1])
     lower = weight_diagnostics(fwd["log_weights"])[0].numpy()
     upper = -weight_diagnostics(rev["log_weights"])[0].numpy()

@@ -15,14 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfvi.types import ArrayLike
+from tfvi.validation import check_positive_int
 
 __all__ = ["iwae_log_likelihood"]
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
 
 
 def _chunk_log_sum(model, stratified):
@@ -58,8 +53,8 @@ def iwae_log_likelihood(model: keras.Model, x: ArrayLike, num_samples: int = 500
       numpy float64 array `[N]`: the estimate (a stochastic lower bound whose
       expectation increases to log p(x) with S).
     """
-    num_samples = _check_positive_int("num_samples", num_samples)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    num_samples = check_positive_int("num_samples", num_samples)
+    batch_size = check_positive_int("batch_size", batch_size)
     x = np.asarray(x)
     y = x if y is None else np.asarray(y)
     if x.ndim < 2:

@@ -26,6 +26,7 @@ import tensorflow_probability as tfp
 
 from tfvi.layers import heads
 from tfvi.layers.mlp import MLP
+from tfvi.validation import check_choice
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -240,7 +241,7 @@ class GaussianDecoder(NetworkDecoder):
     def __init__(self, output_dim=None, hidden=(200, 200), activation="tanh", skip=False,
                  scale="shared", init_scale=1.0, **kwargs):
         super().__init__(output_dim, hidden, activation, skip, **kwargs)
-        self.scale = heads.check_choice("scale", scale, _GAUSSIAN_SCALES)
+        self.scale = check_choice("scale", scale, _GAUSSIAN_SCALES)
         if not init_scale > 0:
             raise ValueError(f"`init_scale` must be positive; got {init_scale!r}.")
         self.init_scale = float(init_scale)

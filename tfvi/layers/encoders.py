@@ -19,6 +19,7 @@ import tensorflow_probability as tfp
 from tfvi.distributions import GaussianMixture
 from tfvi.layers import heads
 from tfvi.layers.mlp import MLP
+from tfvi.validation import check_choice, check_positive_int
 
 tfd = tfp.distributions
 
@@ -26,8 +27,6 @@ _COVARIANCES = ("diag", "full")
 _MIN_SCALE = 1e-5
 
 # Kept for the modules that imported them from here before `tfvi.layers.heads`.
-_check_positive_int = heads.check_positive_int
-_check_choice = heads.check_choice
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
@@ -66,9 +65,9 @@ class MixtureEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**heads.float32_policy(kwargs))
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
-        self.num_components = _check_positive_int("components", components)
-        self.covariance = _check_choice("covariance", covariance, _COVARIANCES)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.num_components = check_positive_int("components", components)
+        self.covariance = check_choice("covariance", covariance, _COVARIANCES)
         self.hidden = tuple(hidden)
         self.activation = activation
         d, k = self.latent_dim, self.num_components

@@ -11,8 +11,9 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvi.layers.encoders import GaussianEncoder, _check_positive_int
+from tfvi.layers.encoders import GaussianEncoder
 from tfvi.layers.flows import RealNVPFlow
+from tfvi.validation import check_positive_int
 
 tfd = tfp.distributions
 
@@ -53,8 +54,8 @@ class RealNVPPosterior(keras.layers.Layer):
                  activation="tanh", flow_activation="leaky_relu", covariance="diag",
                  seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
-        self.depth = _check_positive_int("depth", depth)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.depth = check_positive_int("depth", depth)
         self.hidden = tuple(hidden)
         self.flow_hidden = tuple(flow_hidden)
         self.activation = activation

@@ -35,6 +35,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi.layers.mlp import MLP
+from tfvi.validation import check_positive_int
 
 tfb = tfp.bijectors
 
@@ -49,18 +50,12 @@ __all__ = [
 ]
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
-
-
 class _FlowBlock(keras.layers.Layer):
     """A layer whose transform is a TFP bijector over `[..., dim]`."""
 
     def __init__(self, dim, **kwargs):
         super().__init__(**kwargs)
-        self.dim = _check_positive_int("dim", dim)
+        self.dim = check_positive_int("dim", dim)
 
     def bijector(self):
         raise NotImplementedError
@@ -198,7 +193,7 @@ class MaskedDense(keras.layers.Layer):
     def __init__(self, units, mask, activation=None, kernel_initializer="glorot_uniform",
                  **kwargs):
         super().__init__(**kwargs)
-        self.units = _check_positive_int("units", units)
+        self.units = check_positive_int("units", units)
         self.mask = np.asarray(mask, np.float32)
         if self.mask.ndim != 2 or self.mask.shape[1] != self.units:
             raise ValueError(
@@ -256,7 +251,7 @@ class MADE(keras.layers.Layer):
 
     def __init__(self, dim, hidden=(64, 64), activation="relu", **kwargs):
         super().__init__(**kwargs)
-        self.dim = _check_positive_int("dim", dim)
+        self.dim = check_positive_int("dim", dim)
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         masks = made_masks(self.dim, self.hidden)
@@ -301,10 +296,10 @@ class RealNVPFlow(keras.layers.Layer):
     def __init__(self, latent_dim, depth=20, hidden=(256,), activation="leaky_relu",
                  seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
         if self.latent_dim < 2:
             raise ValueError(f"`latent_dim` must be >= 2 for a Real NVP flow; got {latent_dim}.")
-        self.depth = _check_positive_int("depth", depth)
+        self.depth = check_positive_int("depth", depth)
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         self.seed = seed
@@ -367,8 +362,8 @@ class MAFFlow(keras.layers.Layer):
 
     def __init__(self, latent_dim, depth=5, hidden=(64, 64), activation="relu", **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
-        self.depth = _check_positive_int("depth", depth)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.depth = check_positive_int("depth", depth)
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         self.mades = [MADE(self.latent_dim, self.hidden, activation, name=f"made_{k}")

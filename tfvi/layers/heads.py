@@ -1,10 +1,9 @@
-"""What every distribution head shares: argument checks, event shapes, networks.
+"""What every distribution head shares: event shapes and networks.
 
 An encoder or decoder is a *network* (any Keras layer or model) under a *head* that
 turns the network's features into a `tfd.Distribution`. This module holds the pieces
 both kinds of head use:
 
-* `check_positive_int`, `check_choice`: argument validation;
 * `event_shape_of(value)`: an int or a tuple such as `(28, 28, 1)` as a tuple;
 * `get_network(network)`: a Keras layer/model (or its serialised config) or None;
 * `feature_shape(network, input_shape)`: builds the network and returns the shape of
@@ -21,23 +20,10 @@ import math
 import keras
 import tensorflow as tf
 
-__all__ = ["check_choice", "check_positive_int", "event_shape_of", "feature_shape",
-           "flatten_leading", "float32_policy", "get_network", "num_elements",
-           "restore_leading"]
+from tfvi.validation import check_positive_int
 
-
-def check_positive_int(name, value):
-    """`value` if it is a positive int, else a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return value
-
-
-def check_choice(name, value, choices):
-    """`value` if it is one of `choices`, else a ValueError naming `name`."""
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}; got {value!r}.")
-    return value
+__all__ = ["event_shape_of", "feature_shape", "flatten_leading", "float32_policy",
+           "get_network", "num_elements", "restore_leading"]
 
 
 def event_shape_of(value, name="event_shape"):

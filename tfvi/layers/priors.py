@@ -13,9 +13,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi.distributions import GaussianMixture
-from tfvi.layers.encoders import _check_choice, _check_positive_int
-from tfvi.layers.heads import event_shape_of, float32_policy
 from tfvi.layers.flows import MAFFlow, RealNVPFlow
+from tfvi.layers.heads import event_shape_of, float32_policy
+from tfvi.validation import check_choice, check_positive_int
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -30,7 +30,7 @@ class Prior(keras.layers.Layer):
 
     def __init__(self, latent_dim, **kwargs):
         super().__init__(**float32_policy(kwargs))  # float32 log-densities
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
 
     def build(self, input_shape=None):
         self.built = True
@@ -69,8 +69,8 @@ class MixtureOfGaussians(Prior):
     def __init__(self, latent_dim, components=10, covariance="diag", init_spread=1.0,
                  trainable=True, seed=None, **kwargs):
         super().__init__(latent_dim, trainable=trainable, **kwargs)
-        self.num_components = _check_positive_int("components", components)
-        self.covariance = _check_choice("covariance", covariance, ("diag", "full"))
+        self.num_components = check_positive_int("components", components)
+        self.covariance = check_choice("covariance", covariance, ("diag", "full"))
         self.init_spread = float(init_spread)
         self.seed = seed
         k, d = self.num_components, self.latent_dim
@@ -227,7 +227,7 @@ class VampPrior(Prior):
             raise ValueError("VampPrior needs an `encoder` (or `latent_dim` when rebuilt "
                              "from a config and attached to a VAE's encoder later).")
         super().__init__(latent_dim, **kwargs)
-        self.num_pseudo_inputs = _check_positive_int("num_pseudo_inputs", num_pseudo_inputs)
+        self.num_pseudo_inputs = check_positive_int("num_pseudo_inputs", num_pseudo_inputs)
         self.seed = seed
         self._init_values = None
         if init_from_data is not None:

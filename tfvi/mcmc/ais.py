@@ -48,6 +48,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi.bounds import log_mean_exp
+from tfvi.seeds import as_seed
+from tfvi.validation import check_positive_int
 
 tfd = tfp.distributions
 
@@ -294,20 +296,6 @@ def weight_diagnostics(log_w):
     return log_mean_exp(log_w, axis=0), ess, tf.math.reduce_variance(log_w, axis=0)
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return int(value)
-
-
-def _as_seed(seed):
-    if seed is None:
-        seed = int(np.random.default_rng().integers(2**31 - 1))
-    if isinstance(seed, (int, np.integer)):
-        return tf.constant([int(seed), 0], tf.int32)
-    return tf.cast(seed, tf.int32)
-
-
 def raise_if_not_finite(out, betas):
     """Eager check of an `ais_chain` output; raises `FloatingPointError` with the
     temperature and the step size at which a log-weight first became non-finite."""
@@ -368,8 +356,8 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
     Raises:
       FloatingPointError: a log-weight became NaN/inf (names temperature and step).
     """
-    num_chains = _check_positive_int("num_chains", num_chains)
-    num_leapfrog_steps = _check_positive_int("num_leapfrog_steps", num_leapfrog_steps)
+    num_chains = check_positive_int("num_chains", num_chains)
+    num_leapfrog_steps = check_positive_int("num_leapfrog_steps", num_leapfrog_steps)
     if not 0.0 < target_accept_prob < 1.0:
         raise ValueError(
             f"`target_accept_prob` must be in (0, 1); got {target_accept_prob!r}.")
@@ -385,9 +373,9 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
     steps = np.broadcast_to(np.asarray(step_size, np.float32), [len(betas) - 1])
     if np.any(~(steps > 0)):
         raise ValueError(f"`step_size` must be positive; got {step_size!r}.")
-    seed_t = _as_seed(seed)
+    seed_t = as_seed(seed)
     if adapt_step_size:
-        num_pilot_chains = _check_positive_int("num_pilot_chains", num_pilot_chains)
+        num_pilot_chains = check_positive_int("num_pilot_chains", num_pilot_chains)
     if not 0.0 <= step_jitter < 1.0:
         raise ValueError(f"`step_jitter` must be in [0, 1); got {step_jitter!r}.")
     if isinstance(max_trajectory_length, str) and max_trajectory_length == "auto":

@@ -29,7 +29,9 @@ import tensorflow as tf
 
 from tfvi.layers.heads import event_shape_of
 from tfvi.mcmc.ais import ais_chain
-from tfvi.models.vae import VAE, _check_positive_int, replica_seed, unpack_batch
+from tfvi.models.vae import VAE, unpack_batch
+from tfvi.seeds import replica_seed
+from tfvi.validation import check_positive_int
 
 __all__ = ["AIWAE"]
 
@@ -63,10 +65,10 @@ class AIWAE(VAE):
             raise ValueError(
                 "AIWAE needs a unimodal encoder (`num_components == 1`); its phi update is "
                 "the reparameterised ELBO of a single Gaussian q(z|x).")
-        self.temperatures = _check_positive_int("temperatures", temperatures)
+        self.temperatures = check_positive_int("temperatures", temperatures)
         if self.temperatures < 2:
             raise ValueError(f"`temperatures` must be >= 2; got {temperatures!r}.")
-        self.leapfrog_steps = _check_positive_int("leapfrog_steps", leapfrog_steps)
+        self.leapfrog_steps = check_positive_int("leapfrog_steps", leapfrog_steps)
         if not 0.0 < target_accept_prob < 1.0:
             raise ValueError(
                 f"`target_accept_prob` must be in (0, 1); got {target_accept_prob!r}.")

@@ -42,7 +42,8 @@ import tensorflow_probability as tfp
 from tfvi import bounds
 from tfvi.layers.heads import event_shape_of
 from tfvi.layers.priors import StandardNormal
-from tfvi.models.vae import VAE, replica_seed, unpack_batch
+from tfvi.models.vae import VAE, unpack_batch
+from tfvi.seeds import replica_seed
 
 __all__ = ["MIM", "DecoderWeightWarmup", "mim_callbacks"]
 

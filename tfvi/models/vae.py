@@ -26,14 +26,10 @@ from tfvi import bounds, estimators, input_pipeline, regularizers
 from tfvi.distributions import stratified_sample
 from tfvi.layers.heads import event_shape_of
 from tfvi.layers.priors import StandardNormal
+from tfvi.seeds import replica_seed
+from tfvi.validation import check_positive_int
 
 __all__ = ["VAE"]
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
-    return value
 
 
 def unpack_batch(data):
@@ -52,14 +48,6 @@ def unpack_batch(data):
     x = data[0]
     y = data[1] if len(data) > 1 and data[1] is not None else x
     return x, y
-
-
-def replica_seed(seed):
-    """Folds the replica id into a stateless seed so replicas draw different noise."""
-    ctx = tf.distribute.get_replica_context()
-    replica_id = ctx.replica_id_in_sync_group if ctx is not None else 0
-    return tf.random.experimental.stateless_fold_in(
-        tf.cast(seed, tf.int32), tf.cast(replica_id, tf.int32))
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
@@ -120,7 +108,7 @@ class VAE(keras.Model):
             )
         self.gradient_estimator = estimators.check_estimator(gradient_estimator, objective)
         self.objective_options = dict(objective_options or {})
-        self.samples = _check_positive_int("samples", samples)
+        self.samples = check_positive_int("samples", samples)
         num_components = getattr(encoder, "num_components", 1)
         if num_components > 1 and objective in ("elbo", "iwae"):
             raise ValueError(

@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from tfvi.distributions import stratified_sample
 from tfvi.layers.heads import event_shape_of
-from tfvi.models.vae import VAE, replica_seed
+from tfvi.models.vae import VAE
+from tfvi.seeds import replica_seed
 
 __all__ = ["VIBClassifier"]
 
