@@ -88,11 +88,7 @@ def _protocol(settings, target_accept_prob, step_size, seed, binarization, num_e
 
 def _model_target(model, y):
     y = model.decoder.prepare_targets(y)
-
-    def log_joint(z):  # [C, B, d] -> [C, B]
-        return model.decoder(z).log_prob(y) + model.prior().log_prob(z)
-
-    return log_joint
+    return lambda z: model.log_joint(z, y)  # [C, B, d] -> [C, B]
 
 
 def _make_runner(model, settings, jit_compile, target_accept_prob, step_size,

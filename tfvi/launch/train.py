@@ -154,7 +154,7 @@ def write_plots(model, prepared, f, history, plot_dir):
                   + ("" if labels is None else f" (label {int(labels[0])})"))
 
         def model_log_posterior(z):
-            return (model.decoder(z).log_prob(x0) + model.prior().log_prob(z)).numpy()
+            return model.log_joint(z, x0).numpy()
 
         written.append(plots.posterior_density(model, x0,
                                                os.path.join(plot_dir, "posterior_density.png"),

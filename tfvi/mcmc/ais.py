@@ -48,6 +48,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi.bounds import log_mean_exp
+from tfvi.mcmc.step_size import adapt_log_step_size
 from tfvi.seeds import as_seed
 from tfvi.validation import check_positive_int
 
@@ -258,10 +259,10 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         if adapt_step_size:
             proposed_ok = tf.reduce_all(tf.math.is_finite(
                 results.proposed_results.target_log_prob[num_chains:]), axis=0)
-            log_mult = log_mult + adaptation_rate * (
-                tf.reduce_mean(accept[num_chains:], axis=0) - target_accept_prob)
             log_mult = tf.where(proposed_ok, log_mult, log_mult - math.log(2.0))
-            log_mult = tf.clip_by_value(log_mult, math.log(_MIN_STEP), math.log(_MAX_STEP))
+            log_mult = adapt_log_step_size(
+                log_mult, tf.reduce_mean(accept[num_chains:], axis=0), target_accept_prob,
+                adaptation_rate, _MIN_STEP, _MAX_STEP)
         index = [[t - 1]]
         acc_trace = tf.tensor_scatter_nd_update(acc_trace, index, [tf.reduce_mean(accept)])
         step_trace = tf.tensor_scatter_nd_update(step_trace, index, [mean_step])

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tfvi.layers.heads import event_shape_of
 from tfvi.mcmc.ais import ais_chain
+from tfvi.mcmc.step_size import adapt_log_step_size
 from tfvi.models.vae import VAE, unpack_batch
 from tfvi.seeds import replica_seed
 from tfvi.validation import check_positive_int
@@ -106,10 +107,7 @@ class AIWAE(VAE):
         q = self.encoder.distribution(params)
         targets = self.decoder.prepare_targets(y)
 
-        def log_joint(z):
-            return self.decoder(z).log_prob(targets) + self.prior().log_prob(z)
-
-        out = ais_chain(log_joint, q, self.betas, num_chains=self.samples,
+        out = ais_chain(lambda z: self.log_joint(z, targets), q, self.betas, num_chains=self.samples,
                         num_leapfrog_steps=self.leapfrog_steps,
                         step_size=tf.convert_to_tensor(self.step_sizes), seed=seed,
                         adapt_step_size=False, precondition=True)
@@ -128,8 +126,7 @@ class AIWAE(VAE):
         generative = self._generative_variables()
         with tf.GradientTape(persistent=True) as tape:
             targets = self.decoder.prepare_targets(y)
-            log_joint = (self.decoder(chains["z"]).log_prob(targets)
-                         + self.prior().log_prob(chains["z"]))  # [K, batch]
+            log_joint = self.log_joint(chains["z"], targets)  # [K, batch]
             theta_loss = -tf.reduce_mean(tf.reduce_sum(w_norm * log_joint, axis=0))
             terms = self.log_weight_terms(x, y)
             values = self.bound_values(terms)
@@ -145,10 +142,9 @@ class AIWAE(VAE):
         variables = self.trainable_variables
         self.optimizer.apply([by_id[id(v)] for v in variables], variables)
         acceptance = chains["acceptance"]
-        self.step_sizes.assign(tf.clip_by_value(
-            self.step_sizes * tf.exp(self.step_size_adaptation_rate
-                                     * (acceptance - self.target_accept_prob)),
-            1e-4, 10.0))
+        self.step_sizes.assign(tf.exp(adapt_log_step_size(
+            tf.math.log(self.step_sizes), acceptance, self.target_accept_prob,
+            self.step_size_adaptation_rate, 1e-4, 10.0)))
         self._trackers["acceptance"].update_state(tf.reduce_mean(acceptance))
         logs = self._update_metrics(-tf.reduce_mean(values["iwae"]), values)
         logs["acceptance"] = self._trackers["acceptance"].result()

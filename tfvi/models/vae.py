@@ -223,6 +223,12 @@ class VAE(keras.Model):
             "z": z,
         }
 
+    def log_joint(self, z, targets):
+        """log p(x, z) = log p(x|z) + log p(z) for z `[..., batch, d]` and targets
+        already passed through `decoder.prepare_targets` (`[batch, *event]`) ->
+        `[..., batch]`: the target density of AIS, AIWAE and the launcher's checks."""
+        return self.decoder(z).log_prob(targets) + self.prior().log_prob(z)
+
     def bound_values(self, terms, objective=None, beta=None):
         """Per-example values `[batch]` of the trained bound and its diagnostics."""
         objective = self.objective if objective is None else objective
