@@ -181,13 +181,13 @@ def test_score_function_with_flipped_score_is_detectably_biased(monkeypatch):
 
 
 def _plain_gradient(model, objective, x, seed, options=None):
-    saved = model.objective, model.objective_options, model.gradient_estimator
+    saved = model.objective, model.objective_options, model.estimator
     model.objective, model.objective_options = objective, dict(options or {})
-    model.gradient_estimator = "reparam"
+    model.estimator = estimators.get_estimator("reparam", objective)
     try:
         grads, _, _ = estimators.gradients(model, x, x, seed=seed)
     finally:
-        model.objective, model.objective_options, model.gradient_estimator = saved
+        model.objective, model.objective_options, model.estimator = saved
     return _flat(grads).numpy()
 
 

@@ -16,6 +16,14 @@ unimodal q); `log w_tk = log p(x|z_tk) + beta (log r(z_tk) - log q(z_tk|x))`.
 * "score": score-function (REINFORCE) gradient for phi, z is not differentiated
   (the baseline of Morningstar et al., Fig. B.1); theta gets the plain gradient.
 
+Each estimator is a `GradientEstimator` chosen when the model is built
+(`get_estimator(name, objective)`): how the samples are drawn (`stl`,
+`reparameterized`) and a callable from the step's log-weight terms and its posterior
+and prior distributions to the surrogates (the encoder runs once per step; nothing
+calls back into the model). A surrogate dict is `{"all": s}` when every variable
+follows the same target, else `{"model": s_theta, "inference": s_phi}`;
+`grouped_gradients` differentiates either form.
+
 PIWAE (`tfvi.bounds.piwae`) is a pair of targets: theta ascends SIWAE_T and phi
 ascends M-IWAE, with the "reparam" or "stl" estimator.
 
@@ -75,6 +83,9 @@ Priors without encoder variables skip it (their direct phi-derivative is zero).
 the uncorrected surrogate fails the same check.
 """
 
+import dataclasses
+from typing import Callable
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -82,10 +93,31 @@ from tfvi import bounds
 
 tfd = tfp.distributions
 
-__all__ = ["ESTIMATORS", "check_estimator", "surrogates", "gradients",
-           "component_log_prob", "prior_shares_encoder"]
+__all__ = ["ESTIMATORS", "GradientEstimator", "check_estimator", "get_estimator",
+           "gradients", "grouped_gradients", "split_variables", "component_log_prob",
+           "prior_shares_encoder"]
 
 ESTIMATORS = ("reparam", "stl", "dreg", "score")
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientEstimator:
+    """A gradient estimator: how to draw the samples and which surrogates to maximise.
+
+    Attributes:
+      name: one of `ESTIMATORS`.
+      stl: score `log q(z|x)` with q's parameters stopped.
+      reparameterized: z carries a gradient (False: the score function).
+      surrogates: `(terms, dists, values, objective, beta, options,
+        prior_shares_encoder) -> {"all": s}` or `{"model": s, "inference": s}`,
+        scalars to maximise. `terms` are `log_weight_terms`' tensors, `dists` its
+        `posterior` q (live parameters) and `prior` r distributions, `values` the
+        per-example `bound_values`.
+    """
+    name: str
+    stl: bool
+    reparameterized: bool
+    surrogates: Callable
 
 
 def check_estimator(estimator, objective):
@@ -106,8 +138,9 @@ def check_estimator(estimator, objective):
 def prior_shares_encoder(model):
     """True when the prior's trainable variables include the encoder's (VampPrior):
     then `log r(z)` depends on phi directly, not only through z."""
-    encoder_ids = {id(v) for v in model.encoder.trainable_variables}
-    return any(id(v) in encoder_ids for v in model.prior.trainable_variables)
+    _, shared = split_variables(model.prior.trainable_variables,
+                                model.encoder.trainable_variables)
+    return bool(shared)
 
 
 def component_log_prob(q, z):
@@ -125,69 +158,57 @@ def _log_alpha_live(q, like):
     return tf.zeros_like(like[0])
 
 
-def surrogates(model, x, y, seed=None):
-    """Surrogates for the model's `gradient_estimator` and `objective`.
+def _log_w(terms, beta):
+    return bounds.log_weights(terms["log_likelihood"], terms["log_prior"],
+                              terms["log_posterior"], beta)
 
-    Args:
-      model: a `tfvi.models.VAE` (or subclass): `encoder`, `log_weight_terms`,
-        `bound_values`, `objective`, `objective_options`, `gradient_estimator`, `beta`.
-      x, y: a batch (encoder inputs, likelihood targets).
-      seed: stateless sampling seed, or None for the model's generator.
 
-    Returns:
-      `(targets, values)`: `targets` maps "model" and "inference" to scalar
-      surrogates (to be maximised, already averaged over the batch), `values` is the
-      dict of per-example `[batch]` diagnostics of `model.bound_values`.
-    """
-    estimator = model.gradient_estimator
-    objective = model.objective
-    options = dict(getattr(model, "objective_options", None) or {})
-    beta = tf.convert_to_tensor(model.beta)
-    check_estimator(estimator, objective)
-    stl = model.stl or estimator in ("stl", "dreg")
-    terms = model.log_weight_terms(x, y, stl=stl, seed=seed,
-                                   stop_sample_gradient=estimator == "score")
-    values = model.bound_values(terms)
-    ll, lp, lq = terms["log_likelihood"], terms["log_prior"], terms["log_posterior"]
-    log_alpha = terms["log_alpha"]
-    log_w = bounds.log_weights(ll, lp, lq, beta)
+def pathwise_surrogates(terms, dists, values, objective, beta, options,
+                        prior_shares_encoder=False):
+    """"reparam" and "stl": the objective itself (PIWAE: its theta/phi pair)."""
+    del dists, prior_shares_encoder
+    if objective == "piwae":
+        pair = bounds.piwae(_log_w(terms, beta), terms["log_alpha"], **options)
+        return {"model": tf.reduce_mean(pair["model"]),
+                "inference": tf.reduce_mean(pair["inference"])}
+    return {"all": tf.reduce_mean(values[objective])}
 
-    if estimator in ("reparam", "stl"):
-        if objective == "piwae":
-            pair = bounds.piwae(log_w, log_alpha, **options)
-            return ({"model": tf.reduce_mean(pair["model"]),
-                     "inference": tf.reduce_mean(pair["inference"])}, values)
-        value = tf.reduce_mean(values[objective])
-        return {"model": value, "inference": value}, values
 
-    z = tf.stop_gradient(terms["z"])
-    q = model.encoder(x)
-    if estimator == "dreg":
-        # theta: plain gradient of the bound (q is stopped: theta does not enter q).
-        model_target = tf.reduce_mean(bounds.siwae(log_w, log_alpha))
-        f = tf.stop_gradient(log_w + log_alpha[tf.newaxis])
-        v = tf.math.softmax(tf.reshape(f, [-1, tf.shape(f)[-1]]), axis=0)
-        v = tf.reshape(v, tf.shape(f))
-        coeff = tf.stop_gradient(v - beta * v * (1.0 - v))
-        path = tf.reduce_sum(coeff * log_w, axis=[0, 1])
-        if prior_shares_encoder(model):
-            # The prior's direct phi-dependence (z held fixed) is a plain term:
-            # re-weight it from the path coefficient c to v (derivation above).
-            direct_prior = model.prior().log_prob(z)
-            path = path + beta * tf.reduce_sum((v - coeff) * direct_prior, axis=[0, 1])
-        if model.num_components > 1:
-            log_alpha_live = _log_alpha_live(q, lq)
-            log_gamma = (log_alpha_live[tf.newaxis] + component_log_prob(q, z)
-                         - q.log_prob(z))
-            explicit = tf.reduce_sum(
+def dreg_surrogates(terms, dists, values, objective, beta, options,
+                    prior_shares_encoder=False):
+    """"dreg": IWAE-DReG / per-component SIWAE-DReG for phi, the plain bound for theta
+    (derivation in the module docstring). `terms` must score log q with q stopped."""
+    del values, objective, options
+    log_w, log_alpha = _log_w(terms, beta), terms["log_alpha"]
+    z, q = tf.stop_gradient(terms["z"]), dists["posterior"]
+    # theta: plain gradient of the bound (q is stopped: theta does not enter q).
+    model_target = tf.reduce_mean(bounds.siwae(log_w, log_alpha))
+    f = tf.stop_gradient(log_w + log_alpha[tf.newaxis])
+    v = tf.math.softmax(tf.reshape(f, [-1, tf.shape(f)[-1]]), axis=0)
+    v = tf.reshape(v, tf.shape(f))
+    coeff = tf.stop_gradient(v - beta * v * (1.0 - v))
+    path = tf.reduce_sum(coeff * log_w, axis=[0, 1])
+    if prior_shares_encoder:
+        # The prior's direct phi-dependence (z held fixed) is a plain term:
+        # re-weight it from the path coefficient c to v (derivation above).
+        direct_prior = dists["prior"].log_prob(z)
+        path = path + beta * tf.reduce_sum((v - coeff) * direct_prior, axis=[0, 1])
+    if log_alpha.shape[0] != 1:
+        log_alpha_live = _log_alpha_live(q, log_w)
+        log_gamma = log_alpha_live[tf.newaxis] + component_log_prob(q, z) - q.log_prob(z)
+        path = path + tf.reduce_sum(
                 v * ((1.0 - beta) * log_alpha_live[tf.newaxis] + beta * log_gamma),
                 axis=[0, 1])
-            path = path + explicit
-        return {"model": model_target, "inference": tf.reduce_mean(path)}, values
+    return {"model": model_target, "inference": tf.reduce_mean(path)}
 
-    # estimator == "score": z carries no gradient; add the score of each sample's
-    # own sampling distribution q_k, weighted by its (stopped) reward.
-    log_qk = component_log_prob(q, z)
+
+def score_surrogates(terms, dists, values, objective, beta, options,
+                     prior_shares_encoder=False):
+    """"score": z carries no gradient; the score of each sample's own sampling
+    distribution q_k is added, weighted by its (stopped) reward."""
+    del options, prior_shares_encoder
+    log_w, log_alpha = _log_w(terms, beta), terms["log_alpha"]
+    log_qk = component_log_prob(dists["posterior"], tf.stop_gradient(terms["z"]))
     value = values[objective]
     if objective in ("elbo", "selbo"):
         # SELBO = sum_k alpha_k (1/T) sum_t log w_tk: per-sample rewards.
@@ -196,33 +217,62 @@ def surrogates(model, x, y, seed=None):
         score = tf.reduce_sum(reward * log_qk, axis=[0, 1])
     else:
         score = tf.stop_gradient(value) * tf.reduce_sum(log_qk, axis=[0, 1])
-    target = tf.reduce_mean(value + score)
-    return {"model": target, "inference": target}, values
+    return {"all": tf.reduce_mean(value + score)}
+
+
+_ESTIMATORS = {
+    "reparam": GradientEstimator("reparam", False, True, pathwise_surrogates),
+    "stl": GradientEstimator("stl", True, True, pathwise_surrogates),
+    "dreg": GradientEstimator("dreg", True, True, dreg_surrogates),
+    "score": GradientEstimator("score", False, False, score_surrogates),
+}
+
+
+def get_estimator(name, objective):
+    """The validated `GradientEstimator` called `name` for `objective`."""
+    return _ESTIMATORS[check_estimator(name, objective)]
+
+
+def split_variables(variables, group):
+    """`(outside, inside)`: the `variables` not in `group` and those in it (by identity,
+    order kept), e.g. the generative (theta) and inference (phi) variables."""
+    ids = {id(v) for v in group}
+    return ([v for v in variables if id(v) not in ids],
+            [v for v in variables if id(v) in ids])
+
+
+def grouped_gradients(tape, losses, variables, inference_variables):
+    """Gradients aligned with `variables` from a persistent `tape`.
+
+    `losses` is `{"all": l}` (one loss for every variable) or `{"model": l_theta,
+    "inference": l_phi}`: the variables in `inference_variables` differentiate
+    `l_phi`, the others `l_theta`.
+    """
+    if "all" in losses:
+        return tape.gradient(losses["all"], variables)
+    generative, inference = split_variables(variables, inference_variables)
+    by_id = {}
+    for group, loss in ((generative, losses["model"]), (inference, losses["inference"])):
+        if group:
+            by_id.update(zip(map(id, group), tape.gradient(loss, group)))
+    return [by_id[id(v)] for v in variables]
 
 
 def gradients(model, x, y, seed=None, loss_scale=1.0):
     """Gradients of `-surrogate` for `model.trainable_variables`, and the diagnostics.
 
-    Encoder variables differentiate the "inference" surrogate, every other trainable
-    variable the "model" one. `loss_scale` divides per-replica losses under a strategy.
+    `model` is a `tfvi.models.VAE` (its `estimator_targets` gives the surrogates of
+    the estimator it was built with). `loss_scale` divides per-replica losses under a
+    strategy.
 
     Returns:
       `(grads, loss, values)`: gradients aligned with `model.trainable_variables`,
-      the reported loss `-mean(objective)`, and the per-example diagnostics.
+      the reported loss, and the per-example diagnostics.
     """
-    variables = model.trainable_variables
-    inference_ids = {id(v) for v in model.encoder.trainable_variables}
-    inference = [v for v in variables if id(v) in inference_ids]
-    generative = [v for v in variables if id(v) not in inference_ids]
     with tf.GradientTape(persistent=True) as tape:
-        targets, values = surrogates(model, x, y, seed=seed)
-        model_loss = -targets["model"] * loss_scale
-        inference_loss = -targets["inference"] * loss_scale
-    g_model = tape.gradient(model_loss, generative) if generative else []
-    g_inf = tape.gradient(inference_loss, inference) if inference else []
+        targets, loss, values = model.estimator_targets(x, y, seed=seed)
+        losses = {name: -target * loss_scale for name, target in targets.items()}
+    grads = grouped_gradients(tape, losses, model.trainable_variables,
+                              model.encoder.trainable_variables)
     del tape
-    by_id = {id(v): g for v, g in zip(generative, g_model)}
-    by_id.update({id(v): g for v, g in zip(inference, g_inf)})
-    grads = [by_id[id(v)] for v in variables]
-    loss = -tf.reduce_mean(values[model.objective])
     return grads, loss, values

@@ -27,22 +27,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvi.layers.heads import event_shape_of
 from tfvi.mcmc.ais import ais_chain
 from tfvi.mcmc.step_size import adapt_log_step_size
-from tfvi.models.vae import VAE, unpack_batch
-from tfvi.seeds import replica_seed
-from tfvi.validation import check_positive_int
+from tfvi.models.core import LatentVariableModel, replica_loss_scale, unpack_batch
+from tfvi.validation import check_objective_for_components, check_positive_int
 
 __all__ = ["AIWAE"]
 
+# Keys of configs saved when AIWAE subclassed VAE; they never had an effect.
+_LEGACY_CONFIG_KEYS = ("objective", "beta", "stl", "objective_options",
+                       "gradient_estimator", "qz_regularizer")
+
 
 @keras.saving.register_keras_serializable(package="tfvi")
-class AIWAE(VAE):
-    """Annealed importance weighted auto-encoder (Ding & Freedman; Ding & Freedman).
+class AIWAE(LatentVariableModel):
+    """Annealed importance weighted auto-encoder (Ding & Freedman).
 
     Args:
-      encoder, decoder, prior: as for `tfvi.models.VAE`.
+      encoder, decoder, prior: as for `tfvi.models.VAE` (a unimodal encoder).
       samples: K, the number of annealed importance weighted samples (AIS chains).
       temperatures: T >= 2, inverse temperatures evenly spaced in [0, 1] (T - 1 HMC
         transitions; T = 2 is one transition at beta = 1).
@@ -56,16 +58,10 @@ class AIWAE(VAE):
     def __init__(self, encoder, decoder, prior=None, samples=5, temperatures=5,
                  leapfrog_steps=5, target_accept_prob=0.6, initial_step_size=0.1,
                  step_size_adaptation_rate=0.1, input_dim=None, seed=None, **kwargs):
-        kwargs.pop("objective", None)
-        kwargs.pop("beta", None)
-        kwargs.pop("stl", None)
-        if kwargs.pop("qz_regularizer", 0.0):
-            raise ValueError("AIWAE does not support `qz_regularizer` (its theta update is "
-                             "the AIS-weighted score, not a differentiated loss).")
-        if getattr(encoder, "num_components", 1) > 1:
-            raise ValueError(
-                "AIWAE needs a unimodal encoder (`num_components == 1`); its phi update is "
-                "the reparameterised ELBO of a single Gaussian q(z|x).")
+        super().__init__(encoder, decoder, prior, seed=seed, **kwargs)
+        check_objective_for_components("iwae", self.num_components, allowed=(),
+                                       name="AIWAE's bound", components_name="num_components")
+        self.samples = check_positive_int("samples", samples)
         self.temperatures = check_positive_int("temperatures", temperatures)
         if self.temperatures < 2:
             raise ValueError(f"`temperatures` must be >= 2; got {temperatures!r}.")
@@ -79,89 +75,86 @@ class AIWAE(VAE):
         self.target_accept_prob = float(target_accept_prob)
         self.initial_step_size = float(initial_step_size)
         self.step_size_adaptation_rate = float(step_size_adaptation_rate)
-        super().__init__(encoder, decoder, prior, objective="iwae", samples=samples,
-                         input_dim=None, seed=seed, **kwargs)
         self.step_sizes = keras.Variable(
             np.full([self.temperatures - 1], self.initial_step_size, np.float32),
             trainable=False, name="step_sizes", aggregation="mean")
         self.betas = tf.constant(np.linspace(0.0, 1.0, self.temperatures), tf.float32)
-        self._trackers["acceptance"] = keras.metrics.Mean(name="acceptance")
-        if input_dim is not None:
-            self.build((None,) + event_shape_of(input_dim, "input_dim"))
+        self.finish_init(input_dim)
 
-    def _generative_variables(self):
-        encoder_ids = {id(v) for v in self.encoder.trainable_variables}
-        return [v for v in self.trainable_variables if id(v) not in encoder_ids]
+    @classmethod
+    def from_config(cls, config):
+        config = {k: v for k, v in config.items() if k not in _LEGACY_CONFIG_KEYS}
+        return cls(**config)
 
-    def annealed_samples(self, x, y=None, seed=None):
+    def load_own_variables(self, store):
+        if len(store.keys()) == 2:  # saved when AIWAE subclassed VAE: [beta, step_sizes]
+            store = {"0": store["1"]}
+        super().load_own_variables(store)
+
+    def metric_names(self):
+        return ("loss", "iwae", "elbo", "reconstruction", "kl", "acceptance")
+
+    def annealed_samples(self, x, y=None, seed=None, params=None):
         """Runs the K AIS chains of Algorithm 1 (no gradient flows through them).
+
+        `params` are `encoder.posterior_parameters(x)` if the caller has them.
 
         Returns:
           dict with `z` `[K, batch, d]`, `log_weights` `[K, batch]` (float64) and
           `acceptance` `[T-1]`.
         """
         y = x if y is None else y
-        if seed is None:
-            seed = replica_seed(self.seed_generator.next())
-        params = tf.nest.map_structure(tf.stop_gradient, self.encoder.posterior_parameters(x))
-        q = self.encoder.distribution(params)
+        seed = self.next_seed() if seed is None else seed
+        params = self.encoder.posterior_parameters(x) if params is None else params
+        q = self.encoder.distribution(tf.nest.map_structure(tf.stop_gradient, params))
         targets = self.decoder.prepare_targets(y)
 
-        out = ais_chain(lambda z: self.log_joint(z, targets), q, self.betas, num_chains=self.samples,
-                        num_leapfrog_steps=self.leapfrog_steps,
+        out = ais_chain(lambda z: self.log_joint(z, targets), q, self.betas,
+                        num_chains=self.samples, num_leapfrog_steps=self.leapfrog_steps,
                         step_size=tf.convert_to_tensor(self.step_sizes), seed=seed,
                         adapt_step_size=False, precondition=True)
         return {"z": tf.stop_gradient(out["samples"]),
                 "log_weights": tf.stop_gradient(out["log_weights"]),
                 "acceptance": out["acceptance"]}
 
+    def _values(self, terms):
+        values = self.bound_values(terms, "iwae")
+        return -tf.reduce_mean(values["iwae"]), values
+
     def train_step(self, data):
         x, y = unpack_batch(data)
-        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        chains = self.annealed_samples(x, y)
-        log_w = chains["log_weights"]
-        # A chain whose weight is not finite gets weight 0 (never a NaN gradient).
-        log_w = tf.where(tf.math.is_finite(log_w), log_w, tf.constant(-1e30, log_w.dtype))
-        w_norm = tf.cast(tf.nn.softmax(log_w, axis=0), tf.float32)  # [K, batch]
-        generative = self._generative_variables()
+        scale = replica_loss_scale()
         with tf.GradientTape(persistent=True) as tape:
-            targets = self.decoder.prepare_targets(y)
-            log_joint = self.log_joint(chains["z"], targets)  # [K, batch]
+            params = self.encoder.posterior_parameters(x)  # shared by the chains and phi
+            with tape.stop_recording():
+                chains = self.annealed_samples(x, y, params=params)
+            log_w = chains["log_weights"]
+            # A chain whose weight is not finite gets weight 0 (never a NaN gradient).
+            log_w = tf.where(tf.math.is_finite(log_w), log_w, tf.constant(-1e30, log_w.dtype))
+            w_norm = tf.cast(tf.nn.softmax(log_w, axis=0), tf.float32)  # [K, batch]
+            log_joint = self.log_joint(chains["z"], self.decoder.prepare_targets(y))
             theta_loss = -tf.reduce_mean(tf.reduce_sum(w_norm * log_joint, axis=0))
-            terms = self.log_weight_terms(x, y)
-            values = self.bound_values(terms)
+            terms = self.log_weight_terms(x, y, params=params)
+            loss, values = self._values(terms)
             phi_loss = -tf.reduce_mean(values["elbo"])
-            scale = 1.0 / tf.cast(num_replicas, theta_loss.dtype)
-            theta_loss_scaled, phi_loss_scaled = theta_loss * scale, phi_loss * scale
-        theta_grads = tape.gradient(theta_loss_scaled, generative)
-        phi_grads = tape.gradient(phi_loss_scaled, self.encoder.trainable_variables)
+            losses = {"model": theta_loss * scale, "inference": phi_loss * scale}
+        self.apply_losses(tape, losses)
         del tape
-        by_id = {id(v): g for v, g in zip(generative, theta_grads)}
-        by_id.update({id(v): g for v, g in zip(self.encoder.trainable_variables, phi_grads)})
-        # Keras' order, so the optimizer state matches a reloaded model's.
-        variables = self.trainable_variables
-        self.optimizer.apply([by_id[id(v)] for v in variables], variables)
         acceptance = chains["acceptance"]
         self.step_sizes.assign(tf.exp(adapt_log_step_size(
             tf.math.log(self.step_sizes), acceptance, self.target_accept_prob,
             self.step_size_adaptation_rate, 1e-4, 10.0)))
-        self._trackers["acceptance"].update_state(tf.reduce_mean(acceptance))
-        logs = self._update_metrics(-tf.reduce_mean(values["iwae"]), values)
-        logs["acceptance"] = self._trackers["acceptance"].result()
-        return logs
+        values["acceptance"] = acceptance
+        return self.update_metrics(loss, values)
 
     def test_step(self, data):
         x, y = unpack_batch(data)
-        values = self.bound_values(self.log_weight_terms(x, y))
-        logs = self._update_metrics(-tf.reduce_mean(values["iwae"]), values)
-        logs.pop("acceptance", None)
-        return logs
+        return self.update_metrics(*self._values(self.log_weight_terms(x, y)))
 
     def get_config(self):
         config = super().get_config()
-        for key in ("objective", "beta", "stl", "qz_regularizer"):
-            config.pop(key, None)
-        config.update(temperatures=self.temperatures, leapfrog_steps=self.leapfrog_steps,
+        config.update(samples=self.samples, temperatures=self.temperatures,
+                      leapfrog_steps=self.leapfrog_steps,
                       target_accept_prob=self.target_accept_prob,
                       initial_step_size=self.initial_step_size,
                       step_size_adaptation_rate=self.step_size_adaptation_rate)

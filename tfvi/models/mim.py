@@ -28,9 +28,10 @@ Decoding samples x ~ p(x|z) are reparameterised when the decoder's distribution 
 gradient and the decoder gets the score-function term of Appendix D.2, with a
 leave-one-out batch baseline to cut its variance.
 
-The model reuses `tfvi.models.VAE`'s machinery (`log_weight_terms`, `bound_values`,
-strategy-aware loss scaling, XLA default in `compile`, serialisation): mixture
-encoders are handled through stratified samples exactly as in the VAE.
+The model shares the core of every tfvi model (`tfvi.models.core`: the parts,
+`log_weight_terms`, `bound_values`, seeding, replica loss scaling, the XLA default of
+`compile`, serialisation): mixture encoders are handled through stratified samples
+exactly as in the VAE.
 """
 
 from typing import Any
@@ -40,24 +41,17 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvi import bounds
-from tfvi.layers.heads import event_shape_of
 from tfvi.layers.priors import StandardNormal
-from tfvi.models.vae import VAE, unpack_batch
-from tfvi.seeds import replica_seed
+from tfvi.models.core import LatentVariableModel, deserialize_part, replica_loss_scale, \
+    unpack_batch
 
 __all__ = ["MIM", "DecoderWeightWarmup", "mim_callbacks"]
 
 _FULL_DECODER_WEIGHT = 0.5
 
 
-def _deserialize(obj):
-    if isinstance(obj, dict):
-        return keras.saving.deserialize_keras_object(obj)
-    return obj
-
-
 @keras.saving.register_keras_serializable(package="tfvi")
-class MIM(VAE):
+class MIM(LatentVariableModel):
     """Mutual Information Machine (symmetric) or A-MIM (`symmetric=False`).
 
     Args:
@@ -83,8 +77,8 @@ class MIM(VAE):
     `regularizer` (R_MIM of eq. 10, >= 0) and the VAE diagnostics `elbo`,
     `reconstruction`, `kl` on the encoding samples. `evaluate` reports `loss = mim`.
 
-    `model.beta` (1 by default; the VAE's variable, so `tfvi.schedules.KLWarmup(N,
-    start=0.0)` schedules it) weighs log p(z) wherever it enters the joints, as the
+    `model.beta` (a non-trainable variable, 1 by default, as the VAE's, so
+    `tfvi.schedules.KLWarmup(N, start=0.0)` schedules it) weighs log p(z) wherever it enters the joints, as the
     authors' code warms up its prior term (`log p(z) = log p(z1) + beta log p(z2)`).
     On encoding samples with the marginal q(x), log q(z|x) cancels against the Jensen
     bound and the loss is E_q[-log p(x|z) - beta log p(z)]: with an encoder-sharing
@@ -98,19 +92,14 @@ class MIM(VAE):
                  latent_anchor: keras.layers.Layer | None = None,
                  decoder_weight: float = _FULL_DECODER_WEIGHT, input_dim: int | None = None,
                  seed: int | None = None, **kwargs: Any) -> None:
-        for key in ("objective", "samples", "beta", "stl", "objective_options",
-                    "gradient_estimator"):
-            kwargs.pop(key, None)
-        super().__init__(_deserialize(encoder), _deserialize(decoder), _deserialize(prior),
-                         objective="selbo", samples=1, beta=1.0, stl=False,
-                         input_dim=None, seed=seed, **kwargs)
+        super().__init__(encoder, decoder, prior, seed=seed, **kwargs)
         if not isinstance(symmetric, bool):
             raise ValueError(f"`symmetric` must be True (MIM) or False (A-MIM); got {symmetric!r}.")
         if not 0.0 <= float(decoder_weight) <= 1.0:
             raise ValueError(f"`decoder_weight` must be in [0, 1]; got {decoder_weight!r}.")
         self.symmetric = symmetric
-        self.data_prior = _deserialize(data_prior)
-        latent_anchor = _deserialize(latent_anchor)
+        self.data_prior = deserialize_part(data_prior)
+        latent_anchor = deserialize_part(latent_anchor)
         self.latent_anchor = (latent_anchor if latent_anchor is not None
                               else StandardNormal(self.encoder.latent_dim, name="latent_anchor"))
         if self.latent_anchor.latent_dim != self.encoder.latent_dim:
@@ -118,15 +107,16 @@ class MIM(VAE):
                 f"`latent_anchor` has latent_dim {self.latent_anchor.latent_dim} but the "
                 f"encoder has latent_dim {self.encoder.latent_dim}."
             )
+        # Variables, not floats: warm-ups (`KLWarmup`, `DecoderWeightWarmup`) assign
+        # them; this order is the saved order of the model's own variables.
+        self.beta = keras.Variable(1.0, trainable=False, name="beta")
         self.decoder_weight = keras.Variable(float(decoder_weight), trainable=False,
                                              name="decoder_weight")
-        self._trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("loss", "mim", "encoding_ce", "decoding_ce", "regularizer",
-                         "elbo", "reconstruction", "kl")
-        }
-        if input_dim is not None:
-            self.build((None,) + event_shape_of(input_dim, "input_dim"))
+        self.finish_init(input_dim)
+
+    def metric_names(self):
+        return ("loss", "mim", "encoding_ce", "decoding_ce", "regularizer", "elbo",
+                "reconstruction", "kl")
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -137,16 +127,19 @@ class MIM(VAE):
         self.built = True
 
     # ---------------------------------------------------------------- the math
-    def _log_data_prior(self, x, seed):
+    def _prior_weighted(self, terms):
+        """`(log p(x|z), beta log p(z), log q(z|x))` of `log_weight_terms`."""
+        return (terms["log_likelihood"], tf.convert_to_tensor(self.beta) * terms["log_prior"],
+                terms["log_posterior"])
+
+    def _log_data_prior(self, x, seed, params):
         """log q(x) `[batch]`: the explicit `data_prior`, or the one-sample Jensen
-        bound on the decoder marginal (stratified over mixture components)."""
+        bound on the decoder marginal (stratified over mixture components);
+        `params` are `encoder.posterior_parameters(x)`."""
         if self.data_prior is not None:
             return self.data_prior().log_prob(x)
-        t = self.log_weight_terms(x, samples=1, seed=seed)
-        prior_weight = tf.convert_to_tensor(self.beta)
-        return bounds.selbo(
-            t["log_likelihood"] + prior_weight * t["log_prior"] - t["log_posterior"],
-            t["log_alpha"])
+        t = self.log_weight_terms(x, samples=1, seed=seed, params=params)
+        return bounds.selbo(bounds.log_weights(*self._prior_weighted(t)), t["log_alpha"])
 
     def mim_terms(self, x, seed=None):
         """Log-joints of both model factorisations on encoding and decoding samples.
@@ -163,24 +156,25 @@ class MIM(VAE):
             `log_likelihood` (`[batch]`), `x` and `z` (the decoding samples) and
             `reparameterized` (a Python bool: whether x carries a gradient).
         """
-        if seed is None:
-            seed = replica_seed(self.seed_generator.next())
+        seed = self.next_seed() if seed is None else seed
         s_enc, s_z, s_x, s_q = tf.unstack(tfp.random.split_seed(seed, n=4))
         terms = self.log_weight_terms(x, samples=1, seed=s_enc)
-        prior_weight = tf.convert_to_tensor(self.beta)
-        ll, lq = terms["log_likelihood"], terms["log_posterior"]
-        lp = prior_weight * terms["log_prior"]
+        ll, lp, lq = self._prior_weighted(terms)
         log_p_joint = ll + lp
         if self.data_prior is None:
             # Jensen bound with z' = z: log q(z|x) + log q(x) ~ log p(x|z) + log p(z).
-            log_q_joint = lq + (ll + lp - lq)
+            log_q_joint = lq + bounds.log_weights(ll, lp, lq)
         else:
             log_q_joint = lq + self.data_prior().log_prob(x)
         out = {"encoding": {"log_q_joint": log_q_joint, "log_p_joint": log_p_joint,
                             "log_alpha": terms["log_alpha"], "terms": terms}}
         if not self.symmetric:
             return out
-        batch = tf.shape(x)[0]
+        out["decoding"] = self._decoding_terms(tf.shape(x)[0], s_z, s_x, s_q)
+        return out
+
+    def _decoding_terms(self, batch, s_z, s_x, s_q):
+        """The decoding half: z ~ P(z), x ~ p(x|z), both joints on (x, z)."""
         z = self.latent_anchor().sample(batch, seed=s_z)
         p_x = self.decoder(z)
         x_dec = p_x.sample(seed=s_x)
@@ -189,15 +183,17 @@ class MIM(VAE):
         if not reparameterized:
             x_dec = tf.stop_gradient(x_dec)
         log_likelihood = p_x.log_prob(self.decoder.prepare_targets(x_dec))
-        out["decoding"] = {
-            "log_q_joint": self.encoder(x_dec).log_prob(z) + self._log_data_prior(x_dec, s_q),
-            "log_p_joint": log_likelihood + prior_weight * self.prior().log_prob(z),
+        params = self.encoder.posterior_parameters(x_dec)  # q(z|x_dec), once for both terms
+        log_q = self.encoder.distribution(params).log_prob(z)
+        return {
+            "log_q_joint": log_q + self._log_data_prior(x_dec, s_q, params),
+            "log_p_joint": log_likelihood + tf.convert_to_tensor(self.beta)
+            * self.prior().log_prob(z),
             "log_likelihood": log_likelihood,
             "x": x_dec,
             "z": z,
             "reparameterized": reparameterized,
         }
-        return out
 
     def mim_values(self, x, seed=None, decoder_weight=None):
         """Per-example values `[batch]` (a dict) and the scalar loss to minimise.
@@ -250,42 +246,28 @@ class MIM(VAE):
         return advantage * log_prob - tf.stop_gradient(advantage * log_prob)
 
     # -------------------------------------------------------------- Keras steps
-    def _update_mim_metrics(self, loss, values):
-        self._trackers["loss"].update_state(loss)
-        for name, value in values.items():
-            if name in self._trackers:
-                self._trackers[name].update_state(tf.reduce_mean(value))
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
-
     def train_step(self, data):
         x, _ = unpack_batch(data)
-        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=True) as tape:
             loss, values = self.mim_values(x)
-            scaled_loss = loss / tf.cast(num_replicas, loss.dtype)
-        grads = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self._update_mim_metrics(loss, values)
+            losses = {"all": loss * replica_loss_scale()}
+        self.apply_losses(tape, losses)
+        return self.update_metrics(loss, values)
 
     def test_step(self, data):
         x, _ = unpack_batch(data)
         _, values = self.mim_values(x, decoder_weight=_FULL_DECODER_WEIGHT)
-        return self._update_mim_metrics(tf.reduce_mean(values["mim"]), values)
+        return self.update_metrics(tf.reduce_mean(values["mim"]), values)
 
     # ----------------------------------------------------------- serialisation
     def get_config(self):
-        config = super(VAE, self).get_config()
+        config = super().get_config()
         config.update(
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
-            prior=keras.saving.serialize_keras_object(self.prior),
             symmetric=self.symmetric,
             data_prior=(keras.saving.serialize_keras_object(self.data_prior)
                         if self.data_prior is not None else None),
             latent_anchor=keras.saving.serialize_keras_object(self.latent_anchor),
             decoder_weight=float(self.decoder_weight.numpy()),
-            input_dim=self.input_dim,
-            seed=self.seed,
         )
         return config
 

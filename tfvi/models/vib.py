@@ -22,9 +22,8 @@ import keras
 import tensorflow as tf
 
 from tfvi.distributions import stratified_sample
-from tfvi.layers.heads import event_shape_of
 from tfvi.models.vae import VAE
-from tfvi.seeds import replica_seed
+from tfvi.validation import check_positive_int
 
 __all__ = ["VIBClassifier"]
 
@@ -53,24 +52,18 @@ class VIBClassifier(VAE):
                  prior: keras.layers.Layer | None = None, objective: str = "elbo",
                  samples: int = 1, beta: float = 0.05, predict_samples: int = 100,
                  **kwargs: Any) -> None:
-        kwargs.pop("decoder", None)
-        if isinstance(predict_samples, bool) or not isinstance(predict_samples, int) \
-                or predict_samples <= 0:
-            raise ValueError(
-                f"`predict_samples` must be a positive integer; got {predict_samples!r}.")
+        self.predict_samples = check_positive_int("predict_samples", predict_samples)
         if isinstance(classifier, dict):
             classifier = keras.saving.deserialize_keras_object(classifier)
         if not hasattr(classifier, "num_classes"):
             raise ValueError(
                 "`classifier` must be a classifier layer with `num_classes` returning a "
                 f"`tfd.Categorical` (e.g. `tfvi.layers.CategoricalDecoder`); got {classifier!r}.")
-        self.predict_samples = predict_samples
-        input_dim = kwargs.pop("input_dim", None)
         super().__init__(encoder, classifier, prior, objective=objective, samples=samples,
                          beta=beta, **kwargs)
-        self._trackers["accuracy"] = keras.metrics.Mean(name="accuracy")
-        if input_dim is not None:  # build after every tracker exists
-            self.build((None,) + event_shape_of(input_dim, "input_dim"))
+
+    def metric_names(self):
+        return super().metric_names() + ("accuracy",)
 
     @property
     def classifier(self):
@@ -80,22 +73,20 @@ class VIBClassifier(VAE):
     def num_classes(self):
         return self.decoder.num_classes
 
-    def log_weight_terms(self, x, y=None, samples=None, stratified=True, stl=False,
-                         seed=None, stop_sample_gradient=False):
+    def log_weight_terms(self, x, y=None, *args, return_distributions=False, **kwargs):
         """`VAE.log_weight_terms` plus `correct` `[batch]`: 1 where the stratified
         posterior predictive on these samples puts its maximum on the label."""
         if y is None:
             raise ValueError("`VIBClassifier` needs labels `y` (batches of `(x, y)`).")
-        terms = super().log_weight_terms(x, y, samples, stratified, stl, seed,
-                                         stop_sample_gradient)
-        probs = self._predictive(self.decoder(terms["z"]).probs_parameter(),
-                                 terms["log_alpha"])
+        terms, dists = super().log_weight_terms(x, y, *args, return_distributions=True,
+                                                **kwargs)
+        probs = self._predictive(dists["likelihood"].probs_parameter(), terms["log_alpha"])
         labels = tf.cast(y, tf.int64)
         terms["correct"] = tf.cast(tf.equal(tf.argmax(probs, axis=-1), labels), probs.dtype)
-        return terms
+        return (terms, dists) if return_distributions else terms
 
-    def bound_values(self, terms, objective=None, beta=None):
-        values = super().bound_values(terms, objective, beta)
+    def bound_values(self, terms, objective=None, beta=None, **options):
+        values = super().bound_values(terms, objective, beta, **options)
         if "correct" in terms:
             values["accuracy"] = terms["correct"]
         return values
@@ -109,8 +100,7 @@ class VIBClassifier(VAE):
     def predict_proba(self, x, samples=None, seed=None):
         """Stratified posterior predictive class probabilities `[batch, num_classes]`."""
         samples = self.predict_samples if samples is None else samples
-        if seed is None:
-            seed = replica_seed(self.seed_generator.next())
+        seed = self.next_seed() if seed is None else seed
         z, log_alpha = stratified_sample(self.encoder(x), samples, seed=seed)
         return self._predictive(self.decoder(z).probs_parameter(), log_alpha)
 

@@ -8,8 +8,11 @@
 * `faults`: named fault-injection points for the test suite (no-ops unless an
   environment variable names them).
 * `workdir`: checkpoint validation with fallback, and `load_workdir`.
+* `burn_in`: burn-in against the prior (Morningstar et al., B.3) and its callback.
 """
 
 from tfvi.training import atomic, faults, lock  # noqa: F401
+from tfvi.training import burn_in  # noqa: F401
 
 __all__ = ["atomic", "faults", "lock"]
+__all__ += ["burn_in"]
