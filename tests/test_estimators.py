@@ -51,7 +51,7 @@ def _model(components, objective, estimator, beta=1.0, samples=3, prior="mog",
         gradient_estimator=estimator, objective_options=options)
 
 
-def _same_weights(a, b):
+def same_weights(a, b):
     for va, vb in zip(a.trainable_variables, b.trainable_variables):
         vb.assign(va)
 
@@ -67,9 +67,11 @@ def _flat(grads):
     return tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
 
 
-def _gradient_runs(model, seed_offset, runs=RUNS):
-    """`[runs, P]` flattened gradients, one compiled graph for all the runs."""
-    x = tf.constant(np.tile([X0], (COPIES, 1)).astype(np.float32))
+def gradient_runs(model, seed_offset, runs=RUNS, example=X0):
+    """`[runs, P]` flattened gradients, one compiled graph for all the runs; a run's
+    gradient is the mean over `COPIES` copies of `example` (one input)."""
+    example = np.asarray(example, np.float32)
+    x = tf.constant(np.tile(example[np.newaxis], (COPIES,) + (1,) * example.ndim))
 
     @tf.function
     def all_runs(seeds):
@@ -85,7 +87,7 @@ def _z_scores(a, b):
     return (a.mean(0) - b.mean(0)) / se
 
 
-def _assert_same_expectation(a, b):
+def assert_same_expectation(a, b):
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
     z = _z_scores(a, b)
     assert np.all(np.abs(z) <= SIGMAS), np.round(z, 1)
@@ -99,7 +101,7 @@ def _assert_detectably_different(a, b):
 def _pair(components, objective, estimator, **kwargs):
     plain = _model(components, objective, "reparam", **kwargs)
     other = _model(components, objective, estimator, **kwargs)
-    _same_weights(plain, other)
+    same_weights(plain, other)
     return plain, other
 
 
@@ -111,7 +113,7 @@ def _plain_runs(plain, seed_offset, **config):
     deterministic function of it) and shared by a check and its negative control."""
     key = tuple(sorted(config.items())) + (seed_offset,)
     if key not in _PLAIN_RUNS:
-        _PLAIN_RUNS[key] = _gradient_runs(plain, seed_offset)
+        _PLAIN_RUNS[key] = gradient_runs(plain, seed_offset)
     return _PLAIN_RUNS[key]
 
 
@@ -124,7 +126,7 @@ def test_dreg_matches_plain_gradient_in_expectation(components, objective, beta,
     plain, dreg = _pair(components, objective, "dreg", beta=beta, prior=prior)
     reference = _plain_runs(plain, 1, components=components, objective=objective,
                             beta=beta, prior=prior)
-    _assert_same_expectation(reference, _gradient_runs(dreg, 2))
+    assert_same_expectation(reference, gradient_runs(dreg, 2))
 
 
 def test_dreg_without_the_vampprior_correction_is_detectably_biased(monkeypatch):
@@ -135,7 +137,7 @@ def test_dreg_without_the_vampprior_correction_is_detectably_biased(monkeypatch)
     reference = _plain_runs(plain, 1, components=1, objective="iwae", beta=1.0,
                             prior="vamp")
     monkeypatch.setattr(estimators, "prior_shares_encoder", lambda model: False)
-    _assert_detectably_different(reference, _gradient_runs(dreg, 2))
+    _assert_detectably_different(reference, gradient_runs(dreg, 2))
 
 
 def test_dropping_the_responsibility_term_is_detectably_biased(monkeypatch):
@@ -148,14 +150,14 @@ def test_dropping_the_responsibility_term_is_detectably_biased(monkeypatch):
     original = estimators.component_log_prob
     monkeypatch.setattr(estimators, "component_log_prob",
                         lambda q, z: tf.stop_gradient(original(q, z)) + 0.0 * q.log_prob(z))
-    _assert_detectably_different(reference, _gradient_runs(dreg, 8))
+    _assert_detectably_different(reference, gradient_runs(dreg, 8))
 
 
 def test_dreg_reduces_encoder_gradient_variance_for_iwae():
     """Tucker et al.'s claim at T = 10, on the encoder coordinates (summed variance)."""
     plain, dreg = _pair(1, "iwae", "dreg", samples=10)
     mask = _encoder_mask(plain)
-    a, b = _gradient_runs(plain, 3), _gradient_runs(dreg, 4)
+    a, b = gradient_runs(plain, 3), gradient_runs(dreg, 4)
     assert b[:, mask].var(0).sum() < 0.5 * a[:, mask].var(0).sum()
 
 
@@ -167,7 +169,7 @@ def test_score_function_is_unbiased(components, objective):
     plain, score = _pair(components, objective, "score", samples=2)
     reference = _plain_runs(plain, 5, components=components, objective=objective,
                             samples=2)
-    _assert_same_expectation(reference, _gradient_runs(score, 6))
+    assert_same_expectation(reference, gradient_runs(score, 6))
 
 
 def test_score_function_with_flipped_score_is_detectably_biased(monkeypatch):
@@ -177,7 +179,7 @@ def test_score_function_with_flipped_score_is_detectably_biased(monkeypatch):
     reference = _plain_runs(plain, 5, components=2, objective="siwae", samples=2)
     original = estimators.component_log_prob
     monkeypatch.setattr(estimators, "component_log_prob", lambda q, z: -original(q, z))
-    _assert_detectably_different(reference, _gradient_runs(score, 6))
+    _assert_detectably_different(reference, gradient_runs(score, 6))
 
 
 def _plain_gradient(model, objective, x, seed, options=None):
@@ -231,7 +233,7 @@ def test_fit_applies_the_estimators_gradient(estimator, objective):
     # The seed fit's train_step will draw: the generator's next value.
     probe = _model(2, objective, estimator)
     seed = replica_seed(probe.seed_generator.next())
-    _same_weights(model, probe)
+    same_weights(model, probe)
     grads, _, _ = estimators.gradients(probe, tf.constant(x), tf.constant(x), seed=seed)
     model.compile(keras.optimizers.SGD(0.1), jit_compile=False)
     model.fit(x, batch_size=16, epochs=1, verbose=0, shuffle=False)
