@@ -93,7 +93,7 @@ def assert_same_expectation(a, b):
     assert np.all(np.abs(z) <= SIGMAS), np.round(z, 1)
 
 
-def _assert_detectably_different(a, b):
+def assert_detectably_different(a, b):
     z = _z_scores(a, b)
     assert np.max(np.abs(z)) > SIGMAS + 2.0, np.round(z, 1)
 
@@ -137,7 +137,7 @@ def test_dreg_without_the_vampprior_correction_is_detectably_biased(monkeypatch)
     reference = _plain_runs(plain, 1, components=1, objective="iwae", beta=1.0,
                             prior="vamp")
     monkeypatch.setattr(estimators, "prior_shares_encoder", lambda model: False)
-    _assert_detectably_different(reference, gradient_runs(dreg, 2))
+    assert_detectably_different(reference, gradient_runs(dreg, 2))
 
 
 def test_dropping_the_responsibility_term_is_detectably_biased(monkeypatch):
@@ -150,7 +150,7 @@ def test_dropping_the_responsibility_term_is_detectably_biased(monkeypatch):
     original = estimators.component_log_prob
     monkeypatch.setattr(estimators, "component_log_prob",
                         lambda q, z: tf.stop_gradient(original(q, z)) + 0.0 * q.log_prob(z))
-    _assert_detectably_different(reference, gradient_runs(dreg, 8))
+    assert_detectably_different(reference, gradient_runs(dreg, 8))
 
 
 def test_dreg_reduces_encoder_gradient_variance_for_iwae():
@@ -179,7 +179,7 @@ def test_score_function_with_flipped_score_is_detectably_biased(monkeypatch):
     reference = _plain_runs(plain, 5, components=2, objective="siwae", samples=2)
     original = estimators.component_log_prob
     monkeypatch.setattr(estimators, "component_log_prob", lambda q, z: -original(q, z))
-    _assert_detectably_different(reference, gradient_runs(score, 6))
+    assert_detectably_different(reference, gradient_runs(score, 6))
 
 
 def _plain_gradient(model, objective, x, seed, options=None):
