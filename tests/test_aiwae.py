@@ -122,3 +122,22 @@ def test_launcher_trains_aiwae(tmp_path):
     metrics = T.train(flag_values)
     assert metrics["epochs_trained"] == 1 and np.isfinite(metrics["test"]["nll"])
     flag_values.unparse_flags()
+
+
+def test_legacy_aiwae_file_loads_with_identical_outputs():
+    """`tests/data/legacy_aiwae.keras` was saved at commit 14c64fa, when AIWAE subclassed
+    VAE (its config carried `objective_options`/`gradient_estimator` and its own
+    variables `[beta, step_sizes]`); its outputs then are in `legacy_aiwae_outputs.npz`."""
+    import os
+
+    data = os.path.join(os.path.dirname(__file__), "data")
+    want = np.load(os.path.join(data, "legacy_aiwae_outputs.npz"))
+    model = keras.saving.load_model(os.path.join(data, "legacy_aiwae.keras"), safe_mode=True)
+    assert isinstance(model, tfvi.models.AIWAE) and not isinstance(model, tfvi.models.VAE)
+    np.testing.assert_array_equal(model.step_sizes.numpy(), want["step_sizes"])
+    np.testing.assert_array_equal(model.predict(want["x"], verbose=0), want["mean"])
+    terms = model.log_weight_terms(tf.constant(want["x"]), samples=3, seed=tf.constant([1, 2]))
+    for key in ("log_likelihood", "log_posterior"):
+        np.testing.assert_array_equal(terms[key].numpy(), want[key])
+    model.fit(want["x"], batch_size=16, epochs=1, verbose=0)  # training goes on
+    assert np.all(np.isfinite(model.step_sizes.numpy()))
