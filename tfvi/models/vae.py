@@ -27,7 +27,7 @@ from tfvi.models.core import LatentVariableModel, replica_loss_scale, unpack_bat
 from tfvi.validation import check_non_negative, check_objective_for_components, \
     check_positive_int
 
-__all__ = ["VAE", "unpack_batch"]
+__all__ = ["VAE"]
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
