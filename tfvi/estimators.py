@@ -262,8 +262,8 @@ def gradients(model, x, y, seed=None, loss_scale=1.0):
     """Gradients of `-surrogate` for `model.trainable_variables`, and the diagnostics.
 
     `model` is a `tfvi.models.VAE` (its `estimator_targets` gives the surrogates of
-    the estimator it was built with). `loss_scale` divides per-replica losses under a
-    strategy.
+    the estimator it was built with); its `train_step` applies exactly these
+    gradients. `loss_scale` divides per-replica losses under a strategy.
 
     Returns:
       `(grads, loss, values)`: gradients aligned with `model.trainable_variables`,

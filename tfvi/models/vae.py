@@ -140,9 +140,10 @@ class VAE(LatentVariableModel):
     # -------------------------------------------------------------- Keras steps
     def train_step(self, data):
         x, y = unpack_batch(data)
-        grads, loss, values = estimators.gradients(self, x, y,
-                                                   loss_scale=replica_loss_scale())
-        self.optimizer.apply(grads, self.trainable_variables)
+        with tf.GradientTape(persistent=True) as tape:
+            targets, loss, values = self.estimator_targets(x, y)
+            losses = {name: -target * replica_loss_scale() for name, target in targets.items()}
+        self.apply_losses(tape, losses)
         return self.update_metrics(loss, values)
 
     def test_step(self, data):
