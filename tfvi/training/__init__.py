@@ -11,5 +11,6 @@
 """
 
 from tfvi.training import atomic, faults, lock  # noqa: F401
+from tfvi.training.watchdog import PeerWatchdog
 
-__all__ = ["atomic", "faults", "lock"]
+__all__ = ["atomic", "faults", "lock", "PeerWatchdog"]
