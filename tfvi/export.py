@@ -3,8 +3,9 @@
 `export_model(model, path)` writes a SavedModel whose signatures (and same-named
 functions on the loaded object) return tensors or dicts of tensors only, so
 `tf.saved_model.load(path)` works in a process that imports neither tfvi nor
-TensorFlow Probability (TFP is pure Python over core ops; a `Distribution` output
-would need TFP to load, see DESIGN.md):
+TensorFlow Probability: TFP is pure Python over core TensorFlow ops, so a traced
+function that returns tensors saves as core ops only, while a `Distribution` output
+would need TFP (and its Python classes) to load:
 
 * `encode(x)` -> the posterior parameters (`loc`, `scale_diag` or `scale_tril`, and
   `logits` for a mixture; `[batch, K, d]` per component);
@@ -18,8 +19,9 @@ would need TFP to load, see DESIGN.md):
 * `elbo(x)` -> `{"elbo": [batch]}`: the (stratified) ELBO estimated with
   `ELBO_SAMPLES` samples per component and a fixed seed;
 * `log_likelihood(x, num_samples)` -> `{"log_likelihood": [batch]}`: the IWAE
-  estimate with `num_samples` samples (stratified over mixture components, chunked
-  in a `tf.while_loop`, log-sum-exp in float64), a fixed seed.
+  estimate with `num_samples` samples: `tfvi.evaluation.chunked_iwae` (stratified
+  over mixture components, chunks of `IWAE_CHUNK` samples in a `tf.while_loop`,
+  log-sum-exp in float64) with the fixed seed `IWAE_SEED`.
 
 Arguments are validated in the graph (`tf.debugging` asserts, an
 `InvalidArgumentError` whose message names the argument): `num_samples` in
@@ -33,13 +35,13 @@ When the likelihood scores a target other than the input (`--view=single_column`
 """
 
 import json
-import math
 import os
 
 import tensorflow as tf
 
 from tfvi import bounds
 from tfvi.data import validation
+from tfvi.evaluation.likelihood import chunked_iwae
 from tfvi.training import atomic
 
 __all__ = ["ServingModule", "export_model", "ELBO_SAMPLES", "MAX_NUM_SAMPLES", "SIGNATURES"]
@@ -49,6 +51,7 @@ ELBO_SAMPLES = 16
 # model take about a minute per 100 examples on one CPU core; 10^9 would take days.
 MAX_NUM_SAMPLES = 100_000
 IWAE_CHUNK = 128
+IWAE_SEED = (1, 2)
 SIGNATURES = ("encode", "decode", "sample", "prior_log_prob", "elbo", "log_likelihood")
 
 
@@ -147,23 +150,9 @@ class ServingModule(tf.Module):
     def _log_likelihood(self, x, y, num_samples):
         num_samples = self._checked_count("num_samples", num_samples, 1)
         x, y = self._checked_data(x, y)
-        k = int(getattr(self.model, "num_components", 1))
-        per = tf.maximum(num_samples // k, 1)
-        chunk = tf.minimum(per, IWAE_CHUNK)
-        num_chunks = (per + chunk - 1) // chunk
-        acc = tf.fill(tf.shape(x)[:1], tf.constant(-math.inf, tf.float64))
-
-        def body(i, acc):
-            n = tf.minimum(chunk, per - i * chunk)
-            seed = tf.random.experimental.stateless_fold_in(tf.constant([1, 2], tf.int32), i)
-            terms = self.model.log_weight_terms(x, y, samples=n, seed=seed)
-            log_w = terms["log_likelihood"] + terms["log_prior"] - terms["log_posterior"]
-            log_w = tf.cast(log_w, tf.float64) + tf.cast(terms["log_alpha"], tf.float64)
-            return i + 1, tf.reduce_logsumexp(
-                tf.stack([acc, tf.reduce_logsumexp(log_w, axis=[0, 1])]), axis=0)
-
-        _, acc = tf.while_loop(lambda i, _: i < num_chunks, body, (tf.constant(0), acc))
-        return {"log_likelihood": acc - tf.math.log(tf.cast(per, tf.float64))}
+        estimate = chunked_iwae(self.model, x, y, num_samples,
+                                tf.constant(IWAE_SEED, tf.int32), chunk_size=IWAE_CHUNK)
+        return {"log_likelihood": estimate}
 
     def signatures(self):
         return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}

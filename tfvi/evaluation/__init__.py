@@ -13,9 +13,9 @@ from tfvi.evaluation.exact import (
     independent_bernoulli_log_likelihood,
     linear_gaussian_log_marginal,
 )
-from tfvi.evaluation.likelihood import iwae_log_likelihood
+from tfvi.evaluation.likelihood import chunked_iwae, iwae_log_likelihood
 
-__all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
+__all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "chunked_iwae", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
 __all__ += ["accuracy", "expected_calibration_error", "plot_reliability_diagram",
             "posterior_predictive"]
 from tfvi.evaluation.mutual_information import (encoder_mutual_information,

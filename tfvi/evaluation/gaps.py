@@ -11,11 +11,11 @@ All values are means over examples (nats). The returned dict carries the AIS pro
 so it can go to `metrics.json` unchanged.
 """
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfvi.evaluation.active_units import active_units
 from tfvi.evaluation.ais import ais_log_likelihood
@@ -29,7 +29,7 @@ AIS_GAP_ROWS = ("nll_test", "nll_train", "nvlb_test", "nvlb_train", "var_gap", "
 
 def ais_gap_table(model: keras.Model, x_test: np.ndarray, x_train: np.ndarray, *,
                   iwae_samples: int = 5000, max_examples: int | None = None, seed: int = 0,
-                  verbose: int = 0, strategy: tf.distribute.Strategy | None = None,
+                  verbose: int = 0, batch_runner: Callable | None = None,
                   iwae_batch_size: int = 100, **ais_kwargs: Any) -> dict[str, Any]:
     """Ding & Freedman's table rows for `model` (see the module docstring).
 
@@ -41,9 +41,9 @@ def ais_gap_table(model: keras.Model, x_test: np.ndarray, x_train: np.ndarray, *
       max_examples: evaluate at most this many examples of each split (the first
         ones); None for all.
       seed: seed of the AIS and IWAE estimates.
-      strategy: a tf.distribute strategy: the AIS and IWAE estimates run sharded over
-        its replicas (`tfvi.distribute.distributed_ais_log_likelihood` /
-        `distributed_iwae_log_likelihood`; same values as without it).
+      batch_runner: how the batches of the AIS and IWAE estimates run (default: one
+        device; `tfvi.distribute.distributed_ais_gap_table` passes
+        `replica_runner(strategy)`, which gives the same values).
       **ais_kwargs: passed to `ais_log_likelihood` (`preset="quick"`,
         `num_temperatures=...`, ...).
 
@@ -53,22 +53,13 @@ def ais_gap_table(model: keras.Model, x_test: np.ndarray, x_train: np.ndarray, *
     x_test, x_train = np.asarray(x_test, np.float32), np.asarray(x_train, np.float32)
     if max_examples is not None:
         x_test, x_train = x_test[:max_examples], x_train[:max_examples]
-    ais, iwae = ais_log_likelihood, iwae_log_likelihood
-    if strategy is not None:
-        from tfvi import distribute
-
-        def ais(model, x, **kwargs):
-            return distribute.distributed_ais_log_likelihood(model, x, strategy, **kwargs)
-
-        def iwae(model, x, **kwargs):
-            return distribute.distributed_iwae_log_likelihood(model, x, strategy, **kwargs)
-
-    ais_test = ais(model, x_test, seed=seed, verbose=verbose, **ais_kwargs)
-    ais_train = ais(model, x_train, seed=seed + 1, verbose=verbose, **ais_kwargs)
-    nvlb_test = -iwae(model, x_test, num_samples=iwae_samples, batch_size=iwae_batch_size,
-                      seed=seed).mean()
-    nvlb_train = -iwae(model, x_train, num_samples=iwae_samples,
-                       batch_size=iwae_batch_size, seed=seed + 1).mean()
+    ais = functools.partial(ais_log_likelihood, model, verbose=verbose,
+                            batch_runner=batch_runner, **ais_kwargs)
+    iwae = functools.partial(iwae_log_likelihood, model, num_samples=iwae_samples,
+                             batch_size=iwae_batch_size, batch_runner=batch_runner)
+    ais_test, ais_train = ais(x_test, seed=seed), ais(x_train, seed=seed + 1)
+    nvlb_test = -iwae(x_test, seed=seed).mean()
+    nvlb_train = -iwae(x_train, seed=seed + 1).mean()
     nll_test = -ais_test.log_likelihood.mean()
     nll_train = -ais_train.log_likelihood.mean()
     protocol = dict(ais_test.protocol)

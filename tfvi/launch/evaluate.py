@@ -263,7 +263,7 @@ def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
     workdir's model, plus the AIS log-likelihood of the evaluated split."""
     import numpy as np
 
-    from tfvi import evaluation
+    from tfvi import distribute, evaluation
 
     model, train_flags = restore_model(workdir, prepared, strategy)
     if not all(hasattr(model, name) for name in ("encoder", "decoder", "prior")):
@@ -276,9 +276,10 @@ def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
     x_test = prepared.eval_splits["test"][0]
     x_train = prepared.eval_splits["train"][0]
     seed = int(train_flags.seed)
-    table = evaluation.ais_gap_table(model, x_test, x_train, iwae_samples=f.num_samples,
+    table = distribute.distributed_ais_gap_table(model, x_test, x_train, strategy,
+                                     iwae_samples=f.num_samples,
                                      max_examples=max_examples, seed=seed,
-                                     verbose=f.verbose, preset="wu", strategy=strategy,
+                                     verbose=f.verbose, preset="wu",
                                      iwae_batch_size=f.batch_size,
                                      batch_size=f.batch_size, **ais)
     if f.split == "test":
@@ -286,8 +287,6 @@ def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
     elif f.split == "train":
         nll = table["nll_train"]
     elif strategy is not None:
-        from tfvi import distribute
-
         nll = -float(np.mean(distribute.distributed_ais_log_likelihood(
             model, x, strategy, preset="wu", seed=seed, verbose=f.verbose,
             batch_size=f.batch_size, **ais).log_likelihood))

@@ -11,8 +11,7 @@
 * `burn_in`: burn-in against the prior (Morningstar et al., B.3) and its callback.
 """
 
-from tfvi.training import atomic, faults, lock  # noqa: F401
-from tfvi.training import burn_in  # noqa: F401
+from tfvi.training import atomic, burn_in, faults, lock  # noqa: F401
+from tfvi.training.watchdog import PeerWatchdog
 
-__all__ = ["atomic", "faults", "lock"]
-__all__ += ["burn_in"]
+__all__ = ["atomic", "burn_in", "faults", "lock", "PeerWatchdog"]
