@@ -8,8 +8,10 @@
 * `faults`: named fault-injection points for the test suite (no-ops unless an
   environment variable names them).
 * `workdir`: checkpoint validation with fallback, and `load_workdir`.
+* `timing`: `TrainTiming`, the training wall time that survives a resume.
 """
 
 from tfvi.training import atomic, faults, lock  # noqa: F401
+from tfvi.training.timing import TrainTiming  # noqa: F401
 
-__all__ = ["atomic", "faults", "lock"]
+__all__ = ["TrainTiming", "atomic", "faults", "lock"]
