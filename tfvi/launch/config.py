@@ -28,8 +28,8 @@ from tfvi.launch.registry import (
 )
 from tfvi.training import workdir as workdir_lib
 
-__all__ = ["FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "fill_defaults", "from_stored",
-           "resolve", "validate"]
+__all__ = ["FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "check_flag_at_least",
+           "check_flag_choice", "fill_defaults", "from_stored", "resolve", "validate"]
 
 # Flags that control how a run is executed or reported, not what it computes: a
 # workdir may be resumed with different values of these.
@@ -107,7 +107,7 @@ def fill_defaults(values, explicit):
     `--objective=mim`, not the preset's siwae)."""
     values, sources, preset = dict(values), {}, {}
     if values.get("preset"):
-        _choice("preset", values["preset"], presets.PRESETS)
+        check_flag_choice("preset", values["preset"], presets.PRESETS)
         preset = presets.PRESETS[values["preset"]]
         for name, value in preset.items():
             if name not in explicit:
@@ -133,13 +133,15 @@ def resolve(values, explicit=()):
     return config
 
 
-def _choice(name, value, accepted):
+def check_flag_choice(name, value, accepted):
+    """`FlagError` (one line) unless `--name`'s `value` is one of `accepted`."""
     if value not in accepted:
         raise FlagError(f"--{name}={value!r} is not accepted; accepted values: "
                         f"{', '.join(sorted(accepted))}.")
 
 
-def _at_least(name, value, low, kind="integers"):
+def check_flag_at_least(name, value, low, kind="integers"):
+    """`FlagError` (one line) unless `--name`'s `value` is at least `low`."""
     if value is None or value < low:
         raise FlagError(f"--{name}={value} is not accepted; accepted values: {kind} >= {low}.")
 
@@ -153,7 +155,7 @@ def _check_choices(c, family):
             ("strategy", STRATEGIES), ("jit_compile", ("auto", "true", "false")),
             ("precision", precision.PRECISIONS),
             ("architecture", networks.ARCHITECTURE_NAMES)):
-        _choice(name, getattr(c, name), accepted)
+        check_flag_choice(name, getattr(c, name), accepted)
     if c.verbose not in (0, 1, 2):
         raise FlagError(f"--verbose={c.verbose} is not accepted; accepted values: 0, 1, 2.")
 
@@ -161,15 +163,15 @@ def _check_choices(c, family):
 def _check_numbers(c, declared):
     """Core ranges, then the bounds on the `Flag`s in `declared`."""
     for name in _POSITIVE:
-        _at_least(name, getattr(c, name), 1)
+        check_flag_at_least(name, getattr(c, name), 1)
     for name in _NON_NEGATIVE:
-        _at_least(name, getattr(c, name), 0)
+        check_flag_at_least(name, getattr(c, name), 0)
     for flag in declared.values():
         if flag.minimum is not None and flag.name in c:
-            _at_least(flag.name, getattr(c, flag.name), flag.minimum,
+            check_flag_at_least(flag.name, getattr(c, flag.name), flag.minimum,
                       "integers" if flag.kind == "integer" else "numbers")
         if flag.choices and flag.name in c:
-            _choice(flag.name, getattr(c, flag.name), flag.choices)
+            check_flag_choice(flag.name, getattr(c, flag.name), flag.choices)
     for name in ("learning_rate", "beta"):
         if not math.isfinite(getattr(c, name)):
             raise FlagError(f"--{name}={getattr(c, name)} is not accepted; accepted "
@@ -180,7 +182,7 @@ def _check_numbers(c, declared):
     if not 0 < c.lr_decay_rate <= 1:
         raise FlagError(f"--lr_decay_rate={c.lr_decay_rate} is not accepted; accepted values: "
                         "(0, 1].")
-    _at_least("beta", c.beta, 0, "numbers")
+    check_flag_at_least("beta", c.beta, 0, "numbers")
     if not 0 <= c.validation_fraction < 1:
         raise FlagError(f"--validation_fraction={c.validation_fraction} is not accepted; "
                         "accepted values: [0, 1).")
@@ -211,7 +213,7 @@ def validate(config):
     """Checks every flag of `config`: choices, numbers (with the bounds the chosen family
     and its features declare on their `Flag`s), combinations, then the family's
     features' and its own `check_flags`. Raises `FlagError` (one line naming the flag)."""
-    _choice("model", config.model, MODELS)
+    check_flag_choice("model", config.model, MODELS)
     family = MODELS[config.model]
     _check_choices(config, family)
     declared = {flag.name: flag for plugin in [family] + family_features(family)
