@@ -111,6 +111,10 @@ def define_flags():
     flags.DEFINE_integer("checkpoint_keep", 2, "Checkpoints kept in checkpoints/.")
     flags.DEFINE_boolean("export", True, "Write the SavedModel to workdir/export.")
     flags.DEFINE_boolean("plots", True, "Write plots/*.png.")
+    flags.DEFINE_boolean("reevaluate", False, "Recompute and rewrite the outputs "
+                         "(metrics.json, model.keras, plots/, export/) of a finished "
+                         "workdir from its newest valid checkpoint; without it a finished "
+                         "workdir is reported and left unchanged.")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: Keras progress bar, 2: one line per epoch.")
     flags.DEFINE_string("architecture", "mlp", "Networks under the encoder/decoder heads "
                         "(image data sets; flat inputs and label targets keep the MLP): mlp "

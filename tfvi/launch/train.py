@@ -47,9 +47,7 @@ evaluation arrays).
 """
 
 import contextlib
-import dataclasses
 import os
-import shutil
 import sys
 import time
 
@@ -60,6 +58,7 @@ from absl import app, flags  # noqa: E402
 
 from tfvi.launch import families  # noqa: E402
 from tfvi.launch import flags as tfvi_flags  # noqa: E402
+from tfvi.launch.runtime import resolve_runtime, worker_config  # noqa: E402
 from tfvi.training import atomic, faults, outputs  # noqa: E402
 from tfvi.training import lock as lock_lib  # noqa: E402
 from tfvi.training import workdir as workdir_lib  # noqa: E402
@@ -86,37 +85,7 @@ def _say(message):
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
-@dataclasses.dataclass(frozen=True)
-class Runtime:
-    """How this process computes a run (not what): the distribution strategy (None:
-    one device), the Keras dtype policy and whether the train step is XLA-compiled."""
-
-    strategy: object
-    precision: str
-    jit_compile: bool
-
-    def scope(self):
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-
-    def as_dict(self):
-        replicas = getattr(self.strategy, "num_replicas_in_sync", 1)
-        return {"precision": self.precision, "jit_compile": self.jit_compile,
-                "num_replicas": int(replicas)}
-
-
 # ---------------------------------------------------------------- steps
-def resolve_runtime(config, strategy):
-    """Sets `--precision`'s Keras policy (before any model is built) and resolves
-    `--jit_compile=auto` (`tfvi.precision`); XLA stays off under a strategy."""
-    from tfvi import precision
-
-    policy = precision.set_precision(config.precision, config.architecture)
-    jit = {"true": True, "false": False}.get(config.jit_compile)
-    if jit is None:
-        jit = precision.default_jit_compile(config.architecture)
-    return Runtime(strategy, policy, jit and strategy is None)
-
-
 def load_data(config):
     """The prepared data of `--dataset`, `--view`, `--target`, `--likelihood`."""
     from tfvi.launch import components
@@ -149,25 +118,6 @@ def build_model(config, prepared, runtime):
         model.optimizer.build(model.trainable_variables)
     distribute.apply_multi_worker_workarounds(model, runtime.strategy)
     return model, steps
-
-
-@contextlib.contextmanager
-def worker_config(config, strategy):
-    """Multi-worker runs: every worker runs the same code (saving uses collectives),
-    but only the chief writes `--workdir`; another worker writes a temporary copy
-    (`tfvi.distribute.chief_or_temp_dir`, seeded with the chief's checkpoints when
-    visible, so a resume starts every worker from the same epoch), deleted at the end."""
-    from tfvi import distribute
-
-    with distribute.chief_or_temp_dir(config.workdir, strategy) as base:
-        if base == config.workdir:
-            yield config
-            return
-        copy = os.path.join(base, "workdir")
-        if os.path.exists(os.path.join(config.workdir, "flags.json")):
-            shutil.copytree(config.workdir, copy, ignore=shutil.ignore_patterns(
-                "tensorboard", "plots", "export", "metrics.json", lock_lib.LOCK_NAME))
-        yield config.replace(workdir=copy)
 
 
 def check_workdir(config, wanted):
@@ -406,11 +356,6 @@ def parse_flags(argv):
 def setup():
     families.import_all()
     tfvi_flags.define_flags()
-    if "reevaluate" not in FLAGS:
-        flags.DEFINE_boolean("reevaluate", False, "Recompute and rewrite the outputs "
-                             "(metrics.json, model.keras, plots/, export/) of a finished "
-                             "workdir from its newest valid checkpoint; without it a "
-                             "finished workdir is reported and left unchanged.")
 
 
 def run():
