@@ -276,6 +276,21 @@ def print_results(out, ais, f):
     print(f"{PROG}: wrote {out['output']}")
 
 
+def result_record(export_dir, dataset, f, num_examples, results, meta, prepared):
+    """The result JSON: the metrics and the estimator settings they were computed with."""
+    return {
+        "export": os.path.abspath(export_dir),
+        "dataset": dataset, "split": f.split, "num_examples": int(num_examples),
+        "metrics": results,
+        "settings": {"iwae_num_samples": f.num_samples, "iwae_stratified": True,
+                     "elbo_samples_per_component": meta.get("elbo_samples"),
+                     "seeds": "fixed stateless seeds inside the export",
+                     "binarization": _binarization_note(prepared.binarization),
+                     "view": prepared.view,
+                     "target": prepared.target},
+    }
+
+
 def evaluate(f):
     """Runs the evaluation for parsed flags; returns the result dict."""
     from tfvi import distribute
@@ -304,18 +319,8 @@ def evaluate(f):
     if ais:
         ais_table = ais_metrics(workdir, prepared, f, ais, x, y, strategy)
         results.update(ais_table.pop("metrics"))
-    out = {
-        "export": os.path.abspath(export_dir),
-        "dataset": dataset, "split": f.split, "num_examples": int(len(x)),
-        "metrics": results,
-        "settings": {"iwae_num_samples": f.num_samples, "iwae_stratified": True,
-                     "elbo_samples_per_component": meta.get("elbo_samples"),
-                     "seeds": "fixed stateless seeds inside the export",
-                     "binarization": _binarization_note(prepared.binarization),
-                     "view": prepared.view,
-                     "target": prepared.target},
-        "seconds": time.time() - start,
-    }
+    out = result_record(export_dir, dataset, f, len(x), results, meta, prepared)
+    out["seconds"] = time.time() - start
     if ais_table is not None:
         out["ais_gap_table"] = ais_table
     if strategy is not None:
