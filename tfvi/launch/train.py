@@ -258,6 +258,10 @@ def fit(config, model, train_ds, val_ds, steps, initial_epoch, callbacks):
                        f"{first}); the last complete checkpoint in {config.workdir}/"
                        "checkpoints is intact: rerun the same command on every worker "
                        "(or with --strategy=default) to resume.") from None
+
+
+def check_trained_weights(model):
+    """A RunError before any output is written when a weight is NaN/inf."""
     bad = workdir_lib.weights_finite(model)
     if bad:
         raise RunError(f"the trained weights are non-finite ({len(bad)} tensors, e.g. "
@@ -290,6 +294,7 @@ def train_in_workdir(config, model, prepared, runtime, steps, start):
         train_ds, val_ds = fit_data(config, prepared, steps, initial_epoch)
         fit(config, model, train_ds, val_ds, steps, initial_epoch,
             fit_callbacks(config, model, prepared, checkpoint, timing))
+    check_trained_weights(model)
     train_seconds = checkpoint.extra_state.get("train_seconds", timing.previous_seconds)
     return outputs.write_outputs(config, model, prepared, MODELS[config.model],
                                  checkpoint.history, train_seconds, start,
