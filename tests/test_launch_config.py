@@ -130,3 +130,23 @@ def test_model_building_is_a_pure_function_of_config_and_data(tmp_path):
         weights.append([v.numpy() for v in model.weights])
     assert len(weights[0]) == len(weights[1]) > 0
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+def test_train_timing_adds_this_fit_to_the_resumed_time():
+    """`TrainTiming` writes earlier runs' time plus this fit's into the checkpoint
+    state it holds (no closure over a later variable)."""
+    import time
+
+    from tfvi.training import TrainTiming
+
+    state = {}
+    timing = TrainTiming(state, previous_seconds=5.0)
+    assert timing.seconds == 5.0 and state == {}
+    timing.on_train_begin()
+    time.sleep(0.05)
+    timing.on_epoch_end(0)
+    first = state["train_seconds"]
+    assert 5.05 <= first < 5.0 + 60
+    time.sleep(0.02)
+    timing.on_epoch_end(1)
+    assert state["train_seconds"] >= first + 0.02
