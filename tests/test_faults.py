@@ -28,6 +28,7 @@ from absl import flags
 import tfvi
 from tfvi.launch import evaluate as E
 from tfvi.launch import train as T
+from tfvi.launch.flags import FlagError
 from tfvi.training import atomic, lock
 
 pytestmark = pytest.mark.faults
@@ -350,12 +351,12 @@ def test_unusable_workdirs_are_one_line_before_anything_is_built(tmp_path, monke
     cases = [(str(a_file), "is a file"), ("", "is empty"),
              (str(a_file / "w"), "which is a file")]
     for workdir, match in cases:
-        with pytest.raises(T.LaunchError, match=match):
+        with pytest.raises(FlagError, match=match):
             T.train(parse("tfvi-train", *BASE, f"--workdir={workdir}"))
     assert a_file.read_text() == "mine"
     # Running as root, os.access always grants: simulate a read-only parent.
     monkeypatch.setattr(os, "access", lambda path, mode: False)
-    with pytest.raises(T.LaunchError, match="is not writable"):
+    with pytest.raises(FlagError, match="is not writable"):
         T.train(parse("tfvi-train", *BASE, f"--workdir={tmp_path / 'ro' / 'w'}"))
     assert sorted(os.listdir(tmp_path)) == ["file"]
 
@@ -388,7 +389,7 @@ def test_eval_bad_paths_are_one_line(finished, tmp_path, capsys):
 # ---------------------------------------------------------------- 8. smaller
 @pytest.mark.parametrize("flag", ["--learning_rate=inf", "--beta=inf"])
 def test_infinite_float_flags_are_refused(tmp_path, flag):
-    with pytest.raises(T.LaunchError, match=flag.split("=")[0] + ".*finite"):
+    with pytest.raises(FlagError, match=flag.split("=")[0] + ".*finite"):
         T.train(parse("tfvi-train", *BASE, flag, f"--workdir={tmp_path / 'w'}"))
     assert not (tmp_path / "w").exists()
 

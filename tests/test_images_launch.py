@@ -122,3 +122,38 @@ def test_unknown_architecture_names_the_flag_before_writing(tmp_path):
         T.train(parse("tfvi-train", *BASE, f"--workdir={workdir}",
                       "--architecture=unet"))
     assert not workdir.exists()
+
+
+def test_mixed_bfloat16_conv_run_has_finite_float32_bounds(tmp_path):
+    """`--precision=mixed_bfloat16` (applied before the model is built): the conv
+    networks compute in bfloat16, the heads, log-densities and bounds in float32, and
+    the run's bounds are finite; metrics.json records the resolved policy, and
+    `--jit_compile=auto` resolves to tfvi.precision's choice for the architecture."""
+    import keras
+
+    from tfvi import precision
+    from tfvi.training.workdir import load_workdir
+
+    workdir = str(tmp_path / "bf16")
+    metrics = T.train(parse("tfvi-train", *[a for a in BASE if "jit_compile" not in a],
+                            f"--workdir={workdir}", "--architecture=conv_vae",
+                            "--precision=mixed_bfloat16", "--objective=elbo",
+                            "--posterior=gaussian", "--components=1", "--samples=1",
+                            "--noplots", "--noexport"))
+    assert keras.config.dtype_policy().name == "float32"  # the run restores the policy
+    assert metrics["runtime"] == {"precision": "mixed_bfloat16", "num_replicas": 1,
+                                  "jit_compile": precision.default_jit_compile("conv_vae")}
+    assert metrics["flags"]["precision"] == "mixed_bfloat16"
+    for key in ("loss", "elbo", "nll", "kl"):
+        assert np.isfinite(metrics["test"][key]), key
+    model, _ = load_workdir(workdir)
+    # The networks' layers keep the policy they were built with (the Sequential around
+    # them does not serialise one); the heads are float32.
+    for network in (model.encoder.network, model.decoder.network):
+        assert network.layers[0].dtype_policy.name == "mixed_bfloat16"
+    assert model.encoder.dtype_policy.name == "float32"
+    x = D.prepare(D.load("mnist5k_tiny"), None, images=True).eval_splits["test"][0][:4]
+    terms = model.log_weight_terms(tf.constant(x), samples=2, seed=tf.constant([1, 2]))
+    for name, value in terms.items():
+        assert value.dtype == tf.float32, name
+        assert np.all(np.isfinite(value.numpy())), name

@@ -82,17 +82,23 @@ def test_posthoc_freezes_each_phase(tmp_path):
     assert not all(np.array_equal(a, b) for a, b in zip(prior1, prior2))  # prior trains
 
 
-def test_phase_schedules_cover_the_epochs():
+def test_launcher_phases_are_the_prior_training_schedule():
+    """`--prior_training` runs `tfvi.prior_training.phases` over `--epochs` (the one
+    schedule; its split is tested in test_prior_training.py): every epoch has a phase,
+    VAE and prior phases alternate, and the phase of an epoch depends on its index."""
     for epochs in (2, 3, 10):
-        phases = LP.phase_schedule("posthoc", epochs)
-        assert sum(p[1] for p in phases) == epochs and all(p[1] > 0 for p in phases)
+        phases = LP.PriorTrainingPhases("posthoc", epochs).phases
+        assert [(p.name, p.epochs) for p in phases] == [("vae", epochs - epochs // 2),
+                                                        ("prior", epochs // 2)]
     for epochs in (9, 16, 40):
-        phases = LP.phase_schedule("iterative", epochs)
-        assert sum(p[1] for p in phases) == epochs and all(p[1] > 0 for p in phases)
-        assert [p[2] for p in phases] == [True, False] * 4
-    phases = LP.phase_schedule("iterative", 32)
-    assert [LP.phase_of_epoch(phases, e)[0] for e in (0, 15, 16, 19, 20, 31)] == \
-        ["1a_vae", "1a_vae", "1b_prior", "1b_prior", "2a_vae", "4b_prior"]
+        phases = LP.PriorTrainingPhases("iterative", epochs).phases
+        assert sum(p.epochs for p in phases) == epochs and all(p.epochs > 0 for p in phases)
+        assert [p.encoder_decoder for p in phases] == [True, False, False] + [True, False] * 3
+    phases = LP.PriorTrainingPhases("iterative", 32).phases
+    assert [LP.prior_training.phase_of_epoch(phases, e).name
+            for e in (0, 15, 16, 17, 18, 19, 20, 31)] == [
+        "1a_vae", "1a_vae", "1b_prior", "1b_prior", "1b_prior_low_lr", "1b_prior_low_lr",
+        "2a_vae", "4b_prior"]
 
 
 @pytest.mark.parametrize("args,flag", [

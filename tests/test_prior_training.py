@@ -125,3 +125,35 @@ def test_kl_warmup_changes_the_trained_objective(data):
         low, tf.reduce_mean(terms["log_likelihood"]
                             + 0.01 * (terms["log_prior"] - terms["log_posterior"]), [0, 1]),
         rtol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["posthoc", "iterative"])
+def test_split_epochs_covers_every_total_with_no_empty_phase(strategy):
+    """The launcher's split: the phases of `split_epochs(total)` sum to `total` (also
+    when `total` is not divisible), and none is empty from `minimum_epochs` on."""
+    from tfvi.prior_training import minimum_epochs, phases, split_epochs
+
+    for total in range(minimum_epochs(strategy), 70):
+        schedule = phases(strategy, *split_epochs(strategy, total))
+        assert sum(p.epochs for p in schedule) == total, total
+        assert all(p.epochs > 0 for p in schedule)
+        assert schedule[0].encoder_decoder and not schedule[0].prior  # VAE first
+        assert not schedule[-1].encoder_decoder and schedule[-1].prior  # prior last
+    assert split_epochs("posthoc", 7) == (4, 3)
+    # Xu et al. B.1 with I = 4: M = 33 // 16 = 2, phase 1a gets 33 - 16 = 17.
+    assert split_epochs("iterative", 33) == (17, 2)
+
+
+def test_phases_drop_empty_ones_and_follow_algorithm_b1():
+    from tfvi.prior_training import Phase, phase_of_epoch, phases
+
+    assert [p.name for p in phases("posthoc", 3, prior_epochs=0)] == ["vae"]
+    assert [p.name for p in phases("iterative", 0, prior_epochs=2, iterations=2)] == [
+        "1b_prior", "1b_prior_low_lr", "2a_vae", "2b_prior"]
+    schedule = phases("iterative", 4, prior_epochs=1, iterations=2, lr=1e-3)
+    assert [(p.encoder_decoder, p.prior) for p in schedule] == [
+        (True, False), (False, True), (False, True), (True, False), (False, True)]
+    assert np.allclose([p.learning_rate for p in schedule], [1e-3, 1e-3, 1e-4, 1e-4, 1e-4])
+    assert [phase_of_epoch(schedule, e).name for e in (0, 3, 4, 5, 6, 7, 99)] == [
+        "1a_vae", "1a_vae", "1b_prior", "1b_prior_low_lr", "2a_vae", "2b_prior", "2b_prior"]
+    assert phases("joint", 5) == [Phase("joint", 5, True, True, 1e-3)]

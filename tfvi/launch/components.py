@@ -1,5 +1,8 @@
 """Built-in launcher components: posteriors, priors, likelihoods, strategies and the
-learning-rate schedules, registered under their flag values (see `registry`)."""
+learning-rate schedules, registered under their flag values (see `registry`), and
+what every encoder/decoder family builds from them (`build_parts`,
+`check_mixture_objective`). Builders read the run configuration
+(`tfvi.launch.config.RunConfig`) as `config.<flag>`."""
 
 import math
 
@@ -9,13 +12,51 @@ import tensorflow as tf
 
 from tfvi import layers, networks, priors
 from tfvi.data.synthetic import abs_toy_likelihood
-from tfvi.launch import flags as tfvi_flags
+from tfvi.launch.config import FlagError
 from tfvi.launch.registry import (
+    LIKELIHOODS,
+    POSTERIORS,
+    PRIORS,
     register_likelihood,
     register_posterior,
     register_prior,
     register_strategy,
 )
+from tfvi.validation import check_objective_for_components
+
+
+def build_parts(config, prepared):
+    """(encoder, decoder, prior) of `--posterior`, the likelihood and `--prior`, for
+    any encoder/decoder model family."""
+    encoder = POSTERIORS[config.posterior](config, config.latent_dim, prepared.input_dim)
+    decoder = LIKELIHOODS[prepared.likelihood](config, prepared.target_dim, prepared)
+    prior = PRIORS[config.prior](config, config.latent_dim, encoder, prepared)
+    return encoder, decoder, prior
+
+
+def prepare_data(config):
+    """The `tfvi.data.datasets.Prepared` data of a run configuration (`--dataset`,
+    `--data_dir`, `--validation_fraction`, `--likelihood`, `--view`, `--target`; image
+    shapes for `--architecture` other than mlp)."""
+    from tfvi.data import datasets
+
+    bundle = datasets.load(config.dataset, data_dir=getattr(config, "data_dir", None),
+                           seed=config.seed, validation_fraction=config.validation_fraction)
+    return datasets.prepare(bundle, None if config.likelihood == "auto" else config.likelihood,
+                            config.view, config.target, seed=config.seed,
+                            images=getattr(config, "architecture", "mlp") != "mlp")
+
+
+def check_mixture_objective(config, allowed):
+    """`ValueError` naming `--objective` when a K > 1 mixture posterior cannot train with
+    it (`tfvi.validation.check_objective_for_components`)."""
+    components = config.components if config.posterior == "mixture" else 1
+    try:
+        check_objective_for_components(config.objective, components, allowed=allowed)
+    except ValueError:
+        raise ValueError(f"--objective={config.objective} is not supported with a "
+                         f"{components}-component mixture posterior; accepted values: "
+                         f"{', '.join(allowed)} (or --components=1).") from None
 
 
 def hidden_sizes(values):
@@ -125,7 +166,7 @@ def multi_worker_strategy(flags):
         return distribute.create_strategy("multi_worker",
                                           timeout_seconds=flags.worker_timeout_seconds)
     except ValueError as err:
-        raise tfvi_flags.FlagError(f"--strategy=multi_worker: {err}") from None
+        raise FlagError(f"--strategy=multi_worker: {err}") from None
 
 
 # --------------------------------------------------------------- LR schedules

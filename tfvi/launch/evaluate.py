@@ -18,7 +18,6 @@ Extension point: `EVAL_METRICS[name] = fn(loaded, x, y, flags) -> {metric: value
 adds a metric selectable with `--metrics` (e.g. AIS, registered by its family module).
 """
 
-import json
 import os
 import sys
 import time
@@ -26,6 +25,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+from tfvi.launch.eval_ais import ais_metrics, ais_settings, restore_model  # noqa: E402,F401
 
 FLAGS = flags.FLAGS
 PROG = "tfvi-eval"
@@ -204,166 +205,49 @@ def load_export(export_dir):
     return meta, loaded
 
 
-def ais_settings(f):
-    """The AIS protocol from the flags, or None when AIS is off."""
-    temperatures = f.ais_temperatures if f["ais_temperatures"].present else 0
-    if not temperatures:
-        return None
-    if temperatures < 2:
-        raise ValueError(f"--ais_temperatures={temperatures} is not accepted; accepted "
-                         "values: 0 (off) or integers >= 2.")
-    for name in ("ais_chains", "ais_leapfrog_steps"):
-        if getattr(f, name) < 1:
-            raise ValueError(f"--{name}={getattr(f, name)} is not accepted; accepted "
-                             "values: integers >= 1.")
-    if f.ais_schedule not in ("linear", "sigmoid"):
-        raise ValueError(f"--ais_schedule={f.ais_schedule!r} is not accepted; accepted "
-                         "values: linear, sigmoid.")
-    if f.jit_compile not in ("auto", "true", "false"):
-        raise ValueError(f"--jit_compile={f.jit_compile!r} is not accepted; accepted "
-                         "values: auto, true, false.")
-    # The flag's default here is 10 (Wu et al.); tfvi-train's aiwae family defines it
-    # with its training default, so an absent flag means the protocol's 10.
-    leapfrog = f.ais_leapfrog_steps if f["ais_leapfrog_steps"].present else 10
-    return dict(num_chains=f.ais_chains, num_temperatures=temperatures,
-                num_leapfrog_steps=leapfrog, schedule=f.ais_schedule,
-                jit_compile=f.jit_compile != "false")
-
-
-def restore_model(workdir, prepared, strategy=None):
-    """The live Keras model of a workdir: rebuilt from flags.json by its family's
-    builder (as `tfvi-train` does when resuming) with the newest checkpoint's weights;
-    inside `strategy.scope()` when a strategy is given (mirrored variables)."""
-    import contextlib
-    import types
-
-    import keras
-
-    from tfvi.callbacks import CheckpointManager
-    from tfvi.launch.registry import MODELS
-
-    with open(os.path.join(workdir, "flags.json")) as fh:
-        train_flags = types.SimpleNamespace(**json.load(fh))
-    family = MODELS.get(train_flags.model)
-    if family is None:
-        raise ValueError(f"{workdir}/flags.json has --model={train_flags.model}, which is "
-                         "not registered here.")
-    manager = CheckpointManager(os.path.join(workdir, "checkpoints"), sweep=False)
-    if manager.latest() is None:
-        raise ValueError(f"AIS needs a checkpoint; {workdir}/checkpoints has none.")
-    keras.utils.set_random_seed(train_flags.seed)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = family.build(train_flags, prepared)
-        manager.restore(model)
-    return model, train_flags
-
-
-def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
-    """Ding & Freedman's table (AIS NLL and NVLB on test and train, gaps, active units) for the
-    workdir's model, plus the AIS log-likelihood of the evaluated split."""
-    import numpy as np
-
-    from tfvi import distribute, evaluation
-
-    model, train_flags = restore_model(workdir, prepared, strategy)
-    if not all(hasattr(model, name) for name in ("encoder", "decoder", "prior")):
-        raise ValueError(f"--ais_temperatures: --model={train_flags.model} has no "
-                         "encoder/decoder/prior to anneal between.")
-    if y is not None and prepared.target == "label":
-        raise ValueError("--ais_temperatures: AIS scores log p(x); this model predicts "
-                         "labels (--target=label).")
-    max_examples = f.max_examples or None
-    x_test = prepared.eval_splits["test"][0]
-    x_train = prepared.eval_splits["train"][0]
-    seed = int(train_flags.seed)
-    table = distribute.distributed_ais_gap_table(model, x_test, x_train, strategy,
-                                     iwae_samples=f.num_samples,
-                                     max_examples=max_examples, seed=seed,
-                                     verbose=f.verbose, preset="wu",
-                                     iwae_batch_size=f.batch_size,
-                                     batch_size=f.batch_size, **ais)
-    if f.split == "test":
-        nll = table["nll_test"]
-    elif f.split == "train":
-        nll = table["nll_train"]
-    elif strategy is not None:
-        nll = -float(np.mean(distribute.distributed_ais_log_likelihood(
-            model, x, strategy, preset="wu", seed=seed, verbose=f.verbose,
-            batch_size=f.batch_size, **ais).log_likelihood))
-    else:
-        nll = -float(np.mean(evaluation.ais_log_likelihood(
-            model, x, preset="wu", seed=seed, verbose=f.verbose, batch_size=f.batch_size,
-            **ais).log_likelihood))
-    table["metrics"] = {f"ais_{ais['num_temperatures']}_log_likelihood": -nll,
-                        "ais_nll": nll}
-    return table
-
-
-def evaluate(f):
-    """Runs the evaluation for parsed flags; returns the result dict."""
-    for name in f.metrics:
-        if name not in EVAL_METRICS:
-            raise ValueError(f"--metrics={name!r} is not accepted; accepted values: "
-                             f"{', '.join(sorted(EVAL_METRICS))}.")
-    if f.split not in ("train", "validation", "test"):
-        raise ValueError(f"--split={f.split!r} is not accepted; accepted values: train, "
-                         "validation, test.")
-    for name in ("num_samples", "batch_size"):
-        if getattr(f, name) < 1:
-            raise ValueError(f"--{name}={getattr(f, name)} is not accepted; accepted values: "
-                             "integers >= 1.")
-    if f.max_examples < 0:
-        raise ValueError(f"--max_examples={f.max_examples} is not accepted; accepted "
-                         "values: 0 (all) or positive integers.")
+def check_flags(f):
+    """Every tfvi-eval flag, checked before anything is loaded or written; returns the
+    AIS settings (None: AIS off). Raises ValueError (one line naming the flag)."""
     from tfvi.export import MAX_NUM_SAMPLES
+    from tfvi.launch.config import check_flag_at_least, check_flag_choice
 
+    for name in f.metrics:
+        check_flag_choice("metrics", name, EVAL_METRICS)
+    check_flag_choice("split", f.split, ("train", "validation", "test"))
+    for name in ("num_samples", "batch_size"):
+        check_flag_at_least(name, getattr(f, name), 1)
+    check_flag_at_least("max_examples", f.max_examples, 0)
     if f.num_samples > MAX_NUM_SAMPLES:
         raise ValueError(f"--num_samples={f.num_samples} is not accepted; accepted values: "
                          f"integers in [1, {MAX_NUM_SAMPLES}] (the export's cap).")
-    export_dir, workdir = resolve_export(f.path)
-    output = f.output or os.path.join(workdir or export_dir, f"eval_{f.split}.json")
-    check_output(output)
     ais = ais_settings(f)
-    if ais and workdir is None:
-        raise ValueError(f"--ais_temperatures={ais['num_temperatures']}: AIS needs the live "
-                         "model (decoder gradients), rebuilt from a training workdir "
-                         f"(flags.json + checkpoints/); --path={f.path} is a bare export. "
-                         "Pass the workdir instead.")
-    strategy = None
-    if f.strategy != "default":
-        if not ais:
-            raise ValueError(f"--strategy={f.strategy} distributes the AIS evaluation; "
-                             "pass --ais_temperatures (the export's ELBO/IWAE run on one "
-                             "device).")
-        from tfvi import distribute
+    if f.strategy != "default" and not ais:
+        raise ValueError(f"--strategy={f.strategy} distributes the AIS evaluation; "
+                         "pass --ais_temperatures (the export's ELBO/IWAE run on one "
+                         "device).")
+    return ais
 
-        # Before any other TensorFlow op (multi_worker configures the runtime).
-        strategy = distribute.create_strategy(f.strategy,
-                                              timeout_seconds=f.worker_timeout_seconds)
-    meta, loaded = load_export(export_dir)
-    train_flags = meta.get("flags", {})
 
+def load_split(f, meta):
+    """`(prepared, x, y, dataset)`: the evaluated split rebuilt with the data flags the
+    export records (`--dataset`/`--data_dir` override them), as the export takes it."""
     import tensorflow as tf
 
-    from tfvi.data import datasets
+    from tfvi.launch.components import prepare_data
+    from tfvi.launch.config import from_stored
 
-    dataset = f.dataset if f["dataset"].present else train_flags.get("dataset")
-    data_dir = f.data_dir if f["data_dir"].present else train_flags.get("data_dir")
-    bundle = datasets.load(dataset, data_dir=data_dir,
-                           seed=train_flags.get("seed", 0),
-                           validation_fraction=train_flags.get("validation_fraction", 0.0))
-    likelihood = train_flags.get("likelihood", "auto")
-    prepared = datasets.prepare(bundle, None if likelihood == "auto" else likelihood,
-                                train_flags.get("view", "full"),
-                                train_flags.get("target", "input"),
-                                seed=train_flags.get("seed", 0),
-                                images=train_flags.get("architecture", "mlp") != "mlp")
+    stored = {"likelihood": "auto", "view": "full", "target": "input", "seed": 0,
+              "validation_fraction": 0.0, "architecture": "mlp", **meta.get("flags", {})}
+    for name in ("dataset", "data_dir"):
+        if f[name].present:
+            stored[name] = getattr(f, name)
+    prepared = prepare_data(from_stored(stored))
     if f.split not in prepared.eval_splits:
         raise ValueError(f"--split={f.split} does not exist here; accepted values: "
                          f"{', '.join(sorted(prepared.eval_splits))}.")
     if tf.nest.flatten(prepared.input_dim) != tf.nest.flatten(meta["input_dim"]):
-        raise ValueError(f"--dataset={dataset} has input size {prepared.input_dim} but the "
-                         f"model expects {meta['input_dim']}.")
+        raise ValueError(f"--dataset={stored['dataset']} has input size "
+                         f"{prepared.input_dim} but the model expects {meta['input_dim']}.")
     x, y, _ = prepared.eval_splits[f.split]
     if f.max_examples:
         x = x[:f.max_examples]
@@ -372,6 +256,61 @@ def evaluate(f):
         y = None
     elif meta.get("target_dtype") == "int32":
         y = y.astype("int32")
+    return prepared, x, y, stored["dataset"]
+
+
+def print_results(out, ais, f):
+    print(f"{PROG}: {out['export']} on {out['dataset']}/{out['split']} "
+          f"({out['num_examples']} examples)")
+    print(f"{'metric':<32}{'value':>12}")
+    for name, value in out["metrics"].items():
+        print(f"{name:<32}{value:>12.4f}")
+    if "ais_gap_table" in out:
+        from tfvi.evaluation import format_ais_gap_table
+
+        print(f"{PROG}: Ding & Freedman table (AIS {ais['num_chains']} chains x "
+              f"{ais['num_temperatures']} {ais['schedule']} temperatures x "
+              f"{ais['num_leapfrog_steps']} leapfrog steps; NVLB = -IWAE-"
+              f"{f.num_samples})")
+        print(format_ais_gap_table({"model": out["ais_gap_table"]}))
+    print(f"{PROG}: wrote {out['output']}")
+
+
+def result_record(export_dir, dataset, f, num_examples, results, meta, prepared):
+    """The result JSON: the metrics and the estimator settings they were computed with."""
+    return {
+        "export": os.path.abspath(export_dir),
+        "dataset": dataset, "split": f.split, "num_examples": int(num_examples),
+        "metrics": results,
+        "settings": {"iwae_num_samples": f.num_samples, "iwae_stratified": True,
+                     "elbo_samples_per_component": meta.get("elbo_samples"),
+                     "seeds": "fixed stateless seeds inside the export",
+                     "binarization": _binarization_note(prepared.binarization),
+                     "view": prepared.view,
+                     "target": prepared.target},
+    }
+
+
+def evaluate(f):
+    """Runs the evaluation for parsed flags; returns the result dict."""
+    from tfvi import distribute
+
+    ais = check_flags(f)
+    export_dir, workdir = resolve_export(f.path)
+    output = f.output or os.path.join(workdir or export_dir, f"eval_{f.split}.json")
+    check_output(output)
+    if ais and workdir is None:
+        raise ValueError(f"--ais_temperatures={ais['num_temperatures']}: AIS needs the live "
+                         "model (decoder gradients), rebuilt from a training workdir "
+                         f"(flags.json + checkpoints/); --path={f.path} is a bare export. "
+                         "Pass the workdir instead.")
+    strategy = None
+    if f.strategy != "default":
+        # Before any other TensorFlow op (multi_worker configures the runtime).
+        strategy = distribute.create_strategy(f.strategy,
+                                              timeout_seconds=f.worker_timeout_seconds)
+    meta, loaded = load_export(export_dir)
+    prepared, x, y, dataset = load_split(f, meta)
     start = time.time()
     results = {}
     for name in f.metrics:
@@ -380,25 +319,13 @@ def evaluate(f):
     if ais:
         ais_table = ais_metrics(workdir, prepared, f, ais, x, y, strategy)
         results.update(ais_table.pop("metrics"))
-    out = {
-        "export": os.path.abspath(export_dir),
-        "dataset": dataset, "split": f.split, "num_examples": int(len(x)),
-        "metrics": results,
-        "settings": {"iwae_num_samples": f.num_samples, "iwae_stratified": True,
-                     "elbo_samples_per_component": meta.get("elbo_samples"),
-                     "seeds": "fixed stateless seeds inside the export",
-                     "binarization": _binarization_note(prepared.binarization),
-                     "view": prepared.view,
-                     "target": prepared.target},
-        "seconds": time.time() - start,
-    }
+    out = result_record(export_dir, dataset, f, len(x), results, meta, prepared)
+    out["seconds"] = time.time() - start
     if ais_table is not None:
         out["ais_gap_table"] = ais_table
     if strategy is not None:
         out["settings"]["strategy"] = f.strategy
         out["settings"]["num_replicas"] = int(strategy.num_replicas_in_sync)
-    from tfvi import distribute
-
     if not distribute.is_chief(strategy):  # every worker computed it; the chief writes
         out["output"] = None
         return out
@@ -408,19 +335,7 @@ def evaluate(f):
     atomic.write_json(output, out, "eval")
     out["output"] = output
     if f.verbose:
-        print(f"{PROG}: {out['export']} on {dataset}/{f.split} ({len(x)} examples)")
-        print(f"{'metric':<32}{'value':>12}")
-        for name, value in results.items():
-            print(f"{name:<32}{value:>12.4f}")
-        if ais_table is not None:
-            from tfvi.evaluation import format_ais_gap_table
-
-            print(f"{PROG}: Ding & Freedman table (AIS {ais['num_chains']} chains x "
-                  f"{ais['num_temperatures']} {ais['schedule']} temperatures x "
-                  f"{ais['num_leapfrog_steps']} leapfrog steps; NVLB = -IWAE-"
-                  f"{f.num_samples})")
-            print(format_ais_gap_table({"model": ais_table}))
-        print(f"{PROG}: wrote {output}")
+        print_results(out, ais, f)
     return out
 
 

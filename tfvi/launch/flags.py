@@ -1,48 +1,29 @@
-"""absl flags of `tfvi-train` and their validation.
+"""absl flags of `tfvi-train`: defined here, read once into a `RunConfig`.
 
 Flags whose accepted values come from a registry (`--model`, `--posterior`,
 `--prior`, `--likelihood`, `--strategy`) are plain strings checked against the
-registry after parsing, so families registered by modules in `tfvi.launch.families`
-add values without touching this file. `validate(FLAGS)` raises `FlagError` with one
-line naming the flag and the accepted values.
+registry by `tfvi.launch.config.validate`, so families registered by modules in
+`tfvi.launch.families` add values without touching this file; the flags those
+families and features declare (`tfvi.launch.registry.Flag`) are defined here too.
 
-Where a flag's value comes from, strongest first: the command line (or a
-`--flagfile`), the `--preset`, the model family's own default (`ModelFamily.defaults`:
-`--model=mim` brings `--objective=mim`, `--model=vib` `--target=label --beta=0.05`),
-the flag's generic default. `--helpfull` shows the per-family defaults in each flag's
-help, and `--help` lists tfvi's own flags (`declare_key_flags`).
+`read_config(FLAGS)` is the one way from absl to the run: it reads every tfvi flag
+and the names given explicitly, and `tfvi.launch.config.resolve` fills in the preset
+and family defaults and validates (`FlagError`: one line naming the flag and the
+accepted values). `--helpfull` shows the per-family defaults in each flag's help,
+and `--help` lists tfvi's own flags (`declare_key_flags`).
 """
 
 import sys
 
-
 from absl import flags
 
-from tfvi import networks
-from tfvi.data.datasets import DATASETS, TARGETS, VIEWS
+from tfvi import precision
+from tfvi.launch import config as run_config
 from tfvi.launch import presets
-from tfvi.launch.registry import (
-    LIKELIHOODS,
-    family_defaults,
-    LR_SCHEDULES,
-    MODELS,
-    POSTERIORS,
-    PRIORS,
-    STRATEGIES,
-)
+from tfvi.launch.config import RUN_CONTROL_FLAGS, FlagError  # noqa: F401  (public here too)
+from tfvi.launch.registry import MODELS, family_defaults, plugin_flags
 
 FLAGS = flags.FLAGS
-
-# Flags that control how a run is executed or reported, not what it computes: a
-# workdir may be resumed with different values of these.
-RUN_CONTROL_FLAGS = ("workdir", "overwrite", "verbose", "flagfile", "export", "plots",
-                     "eval_iwae_samples", "ksg_points", "eval_max_examples", "checkpoint_keep",
-                     "jit_compile", "data_dir", "strategy", "worker_timeout_seconds")
-
-
-class FlagError(ValueError):
-    """A bad flag value; the message is one line naming the flag."""
-
 
 _DEFINED = []
 
@@ -109,8 +90,13 @@ def define_flags():
     flags.DEFINE_float("worker_timeout_seconds", 60.0, "--strategy=multi_worker: seconds a "
                        "collective waits for a peer; with no progress for 30 s more the "
                        "process exits (a dead worker).")
-    flags.DEFINE_string("jit_compile", "auto", "XLA for the train step: auto (on without a "
-                        "strategy), true, false.")
+    flags.DEFINE_string("jit_compile", "auto", "XLA for the train step: auto "
+                        "(tfvi.precision.default_jit_compile: on for dense networks, off for "
+                        "convolutional ones and under a --strategy), true, false.")
+    flags.DEFINE_string("precision", "auto", "Numeric precision of the networks: "
+                        + ", ".join(precision.PRECISIONS) + " (auto: tfvi.precision decides "
+                        "per --architecture; heads, densities and bounds stay float32). The "
+                        "resolved policy is recorded in metrics.json (\"runtime\").")
     # Run control.
     flags.DEFINE_string("workdir", "runs/tfvi", "Output directory: metrics.json, checkpoints/, "
                         "tensorboard/, plots/, export/. Rerunning resumes from it.")
@@ -125,6 +111,10 @@ def define_flags():
     flags.DEFINE_integer("checkpoint_keep", 2, "Checkpoints kept in checkpoints/.")
     flags.DEFINE_boolean("export", True, "Write the SavedModel to workdir/export.")
     flags.DEFINE_boolean("plots", True, "Write plots/*.png.")
+    flags.DEFINE_boolean("reevaluate", False, "Recompute and rewrite the outputs "
+                         "(metrics.json, model.keras, plots/, export/) of a finished "
+                         "workdir from its newest valid checkpoint; without it a finished "
+                         "workdir is reported and left unchanged.")
     flags.DEFINE_integer("verbose", 1, "0: quiet, 1: Keras progress bar, 2: one line per epoch.")
     flags.DEFINE_string("architecture", "mlp", "Networks under the encoder/decoder heads "
                         "(image data sets; flat inputs and label targets keep the MLP): mlp "
@@ -132,15 +122,31 @@ def define_flags():
                         "(Xu et al., B.2, for 28x28 images), conv (Morningstar et al.'s "
                         "TFP-example networks).")
     flags.DEFINE_string("preset", None, "Named preset of flag values (explicit flags win): "
-                        + ", ".join(sorted(presets.PRESETS)) + ".")
+                        + ", ".join(sorted(presets.PRESETS)) + ". " + presets.PAPER_SCALE_NOTE)
+    define_plugin_flags()
     annotate_family_defaults()
+
+
+_DEFINE = {"integer": flags.DEFINE_integer, "float": flags.DEFINE_float,
+           "string": flags.DEFINE_string, "boolean": flags.DEFINE_boolean}
+
+
+def define_plugin_flags(flag_values=FLAGS):
+    """Defines the `Flag`s registered families and features declare (a name already
+    defined, e.g. by tfvi-eval in the same process, is shared)."""
+    for name, spec in sorted(plugin_flags().items()):
+        if name in flag_values:
+            continue
+        if spec.kind == "enum":
+            flags.DEFINE_enum(name, spec.default, list(spec.choices), spec.help,
+                              flag_values=flag_values)
+        else:
+            _DEFINE[spec.kind](name, spec.default, spec.help, flag_values=flag_values)
 
 
 def annotate_family_defaults(flag_values=FLAGS):
     """Appends "default per family: ..." to the help of every flag that some
     registered model family sets (so `--helpfull` shows it)."""
-    from tfvi.launch.registry import MODELS
-
     names = {name for family in MODELS.values() for name in family.defaults}
     for name in sorted(names):
         if name not in flag_values or "default per family" in flag_values[name].help:
@@ -167,111 +173,43 @@ def declare_key_flags(names=None, flag_values=FLAGS):
         flag_values.register_key_flag_for_module(main_module, flag_values[name])
 
 
-def _choice(name, value, accepted):
-    if value not in accepted:
-        raise FlagError(f"--{name}={value!r} is not accepted; accepted values: "
-                        f"{', '.join(sorted(accepted))}.")
-
-
-def _at_least(name, value, low):
-    if value is None or value < low:
-        raise FlagError(f"--{name}={value} is not accepted; accepted values: integers >= {low}.")
-
-
-def apply_preset(flag_values):
-    """Sets the preset's values, then the model family's defaults, on the flags not
-    given explicitly; returns `{flag: "preset" | "family"}` for the flags it set.
-
-    A preset value wins over the family default unless the preset was written for
-    another family (`--preset=digits_siwae --model=mim` trains MIM with its own
-    `--objective=mim`, not the preset's siwae)."""
-    source = {}
-    preset = {}
-    if flag_values.preset:
-        _choice("preset", flag_values.preset, presets.PRESETS)
-        preset = presets.PRESETS[flag_values.preset]
-        for name, value in preset.items():
-            if not flag_values[name].present:
-                setattr(flag_values, name, value)
-                source[name] = "preset"
-    from tfvi.launch.registry import MODELS
-
-    family = MODELS.get(flag_values.model)
-    if family is None:  # validate() names the bad --model
-        return source
-    preset_is_for_family = preset.get("model", flag_values.model) == flag_values.model
-    for name, value in family.defaults.items():
-        if flag_values[name].present or (name in source and preset_is_for_family):
-            continue
-        setattr(flag_values, name, value)
-        source[name] = "family"
-    return source
-
-
-def validate(f):
-    """Checks every issue-3 flag (and the chosen family's `check_flags`)."""
-    _choice("model", f.model, MODELS)
-    family = MODELS[f.model]
-    _choice("objective", f.objective, family.objectives)
-    _choice("posterior", f.posterior, POSTERIORS)
-    _choice("prior", f.prior, PRIORS)
-    _choice("covariance", f.covariance, ("diag", "full"))
-    _choice("likelihood", f.likelihood, ("auto",) + tuple(LIKELIHOODS))
-    _choice("dataset", f.dataset, DATASETS)
-    _choice("view", f.view, VIEWS)
-    _choice("target", f.target, TARGETS)
-    _choice("lr_schedule", f.lr_schedule, LR_SCHEDULES)
-    _choice("strategy", f.strategy, STRATEGIES)
-    _choice("jit_compile", f.jit_compile, ("auto", "true", "false"))
-    _choice("architecture", f.architecture, networks.ARCHITECTURE_NAMES)
-    for name in ("components", "samples", "latent_dim", "batch_size", "epochs",
-                 "eval_iwae_samples", "prior_components", "lr_decay_steps", "ksg_points",
-                 "checkpoint_keep"):
-        _at_least(name, getattr(f, name), 1)
-    for name in ("eval_max_examples", "early_stopping_patience"):
-        _at_least(name, getattr(f, name), 0)
-    if f.verbose not in (0, 1, 2):
-        raise FlagError(f"--verbose={f.verbose} is not accepted; accepted values: 0, 1, 2.")
-    if not f.learning_rate > 0:
-        raise FlagError(f"--learning_rate={f.learning_rate} is not accepted; accepted values: "
-                        "positive numbers.")
-    if not 0 < f.lr_decay_rate <= 1:
-        raise FlagError(f"--lr_decay_rate={f.lr_decay_rate} is not accepted; accepted values: "
-                        "(0, 1].")
-    if not f.beta >= 0:
-        raise FlagError(f"--beta={f.beta} is not accepted; accepted values: numbers >= 0.")
-    if not 0 <= f.validation_fraction < 1:
-        raise FlagError(f"--validation_fraction={f.validation_fraction} is not accepted; "
-                        "accepted values: [0, 1).")
-    if f.early_stopping_patience and not f.validation_fraction > 0:
-        raise FlagError("--early_stopping_patience needs a validation split; accepted: "
-                        "--validation_fraction in (0, 1).")
-    if f.posterior == "gaussian" and f.components != 1 and f["components"].present:
-        raise FlagError(f"--components={f.components} needs --posterior=mixture; accepted "
-                        "with --posterior=gaussian: 1.")
-    for name in ("encoder_hidden", "decoder_hidden"):
-        for width in getattr(f, name):
-            if not str(width).strip().isdigit() or int(width) <= 0:
-                raise FlagError(f"--{name}={','.join(getattr(f, name))} is not accepted; "
-                                "accepted values: comma-separated positive integers.")
-    if family.check_flags is not None:
-        try:
-            family.check_flags(f)
-        except ValueError as err:
-            raise FlagError(str(err)) from None
-
-
-def flag_dict(f, include_run_control=False):
-    """The values of every defined flag as a JSON-able dict."""
-    out = {}
-    for name in sorted(f):
+def read_flags(flag_values=FLAGS):
+    """`(values, explicit)`: every tfvi flag's value and the names given explicitly."""
+    values = {}
+    for name in flag_values:
         if name in ("help", "helpfull", "helpshort", "helpxml", "flagfile", "undefok"):
             continue
-        module = f.find_module_defining_flag(name, None) or ""
-        if not module.startswith("tfvi"):
+        if not (flag_values.find_module_defining_flag(name, None) or "").startswith("tfvi"):
             continue
-        if not include_run_control and name in RUN_CONTROL_FLAGS:
-            continue
-        value = f[name].value
-        out[name] = list(value) if isinstance(value, (list, tuple)) else value
-    return out
+        value = flag_values[name].value
+        values[name] = list(value) if isinstance(value, (list, tuple)) else value
+    return values, {name for name in values if flag_values[name].present}
+
+
+def read_config(flag_values=FLAGS):
+    """The validated `RunConfig` of the parsed flags (see the module docstring)."""
+    return run_config.resolve(*read_flags(flag_values))
+
+
+def apply_preset(flag_values=FLAGS):
+    """Writes the preset's and the family's defaults into the absl flags not given
+    explicitly (for code that reads absl flags directly); returns `{flag: "preset" |
+    "family"}`. The launcher itself uses `read_config`."""
+    values, explicit = read_flags(flag_values)
+    filled, sources = run_config.fill_defaults(values, explicit)
+    for name in sources:
+        setattr(flag_values, name, filled[name])
+    return sources
+
+
+def validate(flag_values=FLAGS):
+    """Raises `FlagError` for a bad flag (`tfvi.launch.config.validate`)."""
+    values, explicit = read_flags(flag_values)
+    run_config.validate(run_config.RunConfig(values, explicit))
+
+
+def flag_dict(flag_values=FLAGS, include_run_control=False):
+    """The values of every tfvi flag as a JSON-able dict (flags.json without the
+    run-control flags)."""
+    values, explicit = read_flags(flag_values)
+    return run_config.RunConfig(values, explicit).to_dict(include_run_control)

@@ -27,7 +27,7 @@ GENERIC = ("loss", "elbo", "reconstruction", "kl", "nll", "active_units")
 REPRESENTATION_METRICS = ("ksg_mutual_information", "knn5_accuracy", "reconstruction_rmse")
 
 
-def evaluate_representation(model, prepared, flags, reconstruct=True, ksg_points=None):
+def evaluate_representation(model, prepared, config, reconstruct=True, ksg_points=None):
     """`{split: tfvi.evaluation.representation_metrics(...)}` over the launcher's
     evaluation splits (the first `--eval_max_examples`; k-NN fitted on the train
     split's posterior means); `reconstruct=False` skips the RMSE (a classifier)."""
@@ -37,13 +37,13 @@ def evaluate_representation(model, prepared, flags, reconstruct=True, ksg_points
     codes_tr = latent_codes(model, x_tr) if labels_tr is not None else None
     out = {}
     for split, (x, y, labels) in prepared.eval_splits.items():
-        n = min(len(x), flags.eval_max_examples or len(x))
+        n = min(len(x), config.eval_max_examples or len(x))
         targets = (x if y is None else y)[:n] if reconstruct else False
         out[split] = representation_metrics(
             model, x[:n], targets=targets,
             labels=None if labels is None else np.asarray(labels)[:n],
             train_codes=codes_tr, train_labels=labels_tr,
-            ksg_points=ksg_points or flags.ksg_points, seed=flags.seed)
+            ksg_points=ksg_points or config.ksg_points, seed=config.seed)
     return out
 
 

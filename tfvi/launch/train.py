@@ -24,27 +24,30 @@ export/; a failing optional step prints one warning line and the run exits 0 wit
 the metrics kept. Exit status: 0 done, 1 runtime failure, 2 bad flags, 130 Ctrl-C.
 See docs/reliability.md.
 
+The run, step by step (`run_job`): flags -> one validated `RunConfig`
+(`tfvi.launch.config`) -> strategy, precision and XLA (`Runtime`) -> data -> model
+(a pure function of the configuration and the data) -> under the workdir lock:
+resume or start, fit, then the outputs (`tfvi.training.outputs`).
+
 Extension points (for new model families, priors, posteriors, strategies)
 ------------------------------------------------------------------------
 Accepted flag values come from registries in `tfvi.launch.registry`:
 `--model` (MODELS, `ModelFamily` objects), `--posterior` (POSTERIORS), `--prior`
 (PRIORS), `--likelihood` (LIKELIHOODS), `--strategy` (STRATEGIES). To plug in, add a
 module to `tfvi/launch/families/` (every module there is imported before flags are
-parsed) that
+parsed) that calls `register_model(ModelFamily(name=..., build=fn(config, prepared)
+-> model, objectives=(...), flags=(Flag(...), ...), features=("burn_in", ...),
+check_flags=..., evaluate=..., callbacks=...))`, `register_feature(Feature(...))`,
+or `@register_prior("vamp") def f(config, latent_dim, encoder, prepared)`, etc.
 
-1. defines its own absl flags (`flags.DEFINE_integer("ais_temperatures", ...)`),
-2. calls `register_model(ModelFamily(name=..., build=fn(flags, prepared) -> model,
-   objectives=(...), check_flags=..., evaluate=..., callbacks=...))`, or
-   `@register_prior("vamp") def f(flags, latent_dim, encoder, prepared)`, etc.
-
-The launcher then validates, builds inside the strategy scope, checkpoints,
-evaluates, plots and exports the new family with no change here. `prepared` is a
-`tfvi.data.datasets.Prepared` (input/target sizes, likelihood, evaluation arrays).
+The launcher then defines its flags, validates, builds inside the strategy scope,
+checkpoints, evaluates, plots and exports the new family with no change here.
+`prepared` is a `tfvi.data.datasets.Prepared` (input/target sizes, likelihood,
+evaluation arrays).
 """
 
 import contextlib
 import os
-import shutil
 import sys
 import time
 
@@ -55,8 +58,8 @@ from absl import app, flags  # noqa: E402
 
 from tfvi.launch import families  # noqa: E402
 from tfvi.launch import flags as tfvi_flags  # noqa: E402
+from tfvi.launch.runtime import resolve_runtime, worker_config  # noqa: E402
 from tfvi.training import atomic, faults, outputs  # noqa: E402
-from tfvi.training.outputs import evaluate_splits, versions  # noqa: E402,F401
 from tfvi.training import lock as lock_lib  # noqa: E402
 from tfvi.training import workdir as workdir_lib  # noqa: E402
 
@@ -78,301 +81,250 @@ def _error(message, status=2):
     sys.exit(status)
 
 
-# ---------------------------------------------------------------- workdir
-def check_workdir(workdir, wanted, overwrite):
-    """Refuses a workdir written with different flags (unless overwrite); returns
+def _say(message):
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- steps
+def load_data(config):
+    """The prepared data of `--dataset`, `--view`, `--target`, `--likelihood`."""
+    from tfvi.launch import components
+
+    try:
+        return components.prepare_data(config)
+    except ValueError as err:
+        raise LaunchError(str(err)) from None
+
+
+def build_model(config, prepared, runtime):
+    """`(model, steps_per_epoch)`: the family's model, compiled with Adam and its
+    optimizer variables created inside the strategy scope."""
+    import keras
+
+    from tfvi import distribute
+    from tfvi.launch import components
+    from tfvi.launch.registry import MODELS
+
+    keras.utils.set_random_seed(config.seed)
+    steps = components.steps_per_epoch(len(prepared.eval_splits["train"][0]),
+                                       config.batch_size)
+    with runtime.scope():
+        try:
+            model = MODELS[config.model].build(config, prepared)
+        except ValueError as err:
+            raise LaunchError(f"--model={config.model}: {err}") from None
+        model.compile(optimizer=keras.optimizers.Adam(components.learning_rate(config, steps)),
+                      jit_compile=runtime.jit_compile)
+        model.optimizer.build(model.trainable_variables)
+    distribute.apply_multi_worker_workarounds(model, runtime.strategy)
+    return model, steps
+
+
+def check_workdir(config, wanted):
+    """Refuses a workdir written with different flags (unless --overwrite); returns
     True when it is a workdir of this same run (resume). See
     `tfvi.training.workdir.check_workdir`."""
     try:
-        return workdir_lib.check_workdir(
-            workdir, wanted, overwrite, present=lambda k: k in FLAGS and FLAGS[k].present,
-            defined=lambda k: k in FLAGS)
+        return workdir_lib.check_workdir(config.workdir, wanted, config.overwrite,
+                                         present=config.given,
+                                         defined=lambda name: name in config)
     except workdir_lib.WorkdirError as err:
         raise RunError(str(err)) from None
     except ValueError as err:
         raise LaunchError(str(err)) from None
 
 
-# ---------------------------------------------------------------- evaluation
-def _component_modes_plot(model, prepared, x, target, plot_dir, run=None):
-    """Morningstar et al.'s C.3 / C.7 template figure: the decoded mode (C.3) or mean (C.7, the
-    style view) of each mixture component, next to the input image when the encoder
-    sees a whole image, else next to the target."""
-    import numpy as np
-
-    from tfvi.evaluation import modes
-
-    shape = prepared.bundle.image_shape
-    labels = prepared.eval_splits["test"][2]
-    rows = np.arange(min(8, len(x)))
-    if labels is not None:  # one example per class where possible
-        rows = np.argsort(labels, kind="stable")[::max(1, len(labels) // 8)][:8]
-    shows_input = x.shape[1] == int(np.prod(shape))
-    kind = "mean" if prepared.target == "same_class_random" else "mode"
-    path = os.path.join(plot_dir, "component_modes.png")
-    fig = modes.plot_component_modes(
-        model, x[rows], shape, targets=(x if shows_input else target)[rows], path=path,
-        kind=kind, targets_title="input" if shows_input else "target",
-        title=f"{run + ': ' if run else ''}decoded component {kind}s (Morningstar et al., "
-              "ADVI with mixtures, C.3/C.7)")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
-def write_plots(model, prepared, f, history, plot_dir):
-    import numpy as np
-
-    from tfvi import plots
-
-    written = []
-    run = plots.run_name(f)
-    bundle = prepared.bundle
-    x, y, labels = prepared.eval_splits["test"]
-    target = x if y is None else y
-    image_target = bundle.image_shape is not None and prepared.target != "label"
-    if image_target and hasattr(model, "prior"):
-        written.append(plots.sample_grid(model, bundle.image_shape,
-                                         os.path.join(plot_dir, "samples.png"), seed=f.seed,
-                                         run=run))
-        written.append(plots.reconstruction_grid(model, x, target, bundle.image_shape,
-                                                 os.path.join(plot_dir, "reconstructions.png"),
-                                                 run=run))
-    written.append(plots.latent_scatter(model, x, labels, os.path.join(plot_dir, "latent.png"),
-                                        run=run))
-    if image_target and getattr(model.encoder, "num_components", 1) > 1:
-        written.append(_component_modes_plot(model, prepared, x, target, plot_dir, run))
-    curves = plots.training_curves(history, os.path.join(plot_dir, "training_curves.png"),
-                                   run=run)
-    if curves:
-        written.append(curves)
-    if model.latent_dim == 2 and hasattr(model, "log_weight_terms") and y is None:
-        # The |z| toy's x = (1, ..., 1) has a posterior mode in every orthant.
-        x0 = np.ones(x.shape[1], np.float32) if bundle.name == "abs_toy" else x[0]
-        x_name = ("x = (1, ..., 1)" if bundle.name == "abs_toy" else "test example 0"
-                  + ("" if labels is None else f" (label {int(labels[0])})"))
-
-        def model_log_posterior(z):
-            return model.log_joint(z, x0).numpy()
-
-        written.append(plots.posterior_density(model, x0,
-                                               os.path.join(plot_dir, "posterior_density.png"),
-                                               true_log_posterior=model_log_posterior,
-                                               x_name=x_name, run=run))
-    return written
-
-
-def _use_worker_workdir(f, strategy):
-    """Multi-worker runs: every worker runs the same code (saving uses collectives),
-    but only the chief writes `--workdir`; another worker writes a temporary copy
-    (seeded with the chief's checkpoints when visible, so a resume starts every worker
-    from the same epoch) that is deleted when the process exits."""
-    import atexit
-    import tempfile
-
-    from tfvi import distribute
-
-    if distribute.is_chief(strategy):
-        return
-    tmp = tempfile.mkdtemp(prefix="tfvi-worker-")
-    atexit.register(shutil.rmtree, tmp, True)
-    copy = os.path.join(tmp, "workdir")
-    if os.path.exists(os.path.join(f.workdir, "flags.json")):
-        shutil.copytree(f.workdir, copy, ignore=shutil.ignore_patterns(
-            "tensorboard", "plots", "export", "metrics.json", lock_lib.LOCK_NAME))
-    f.workdir = copy
-
-
-# ---------------------------------------------------------------- main
-def train(f):
-    """Runs the whole job for parsed flags `f`; returns the metrics dict."""
-    start = time.time()
-    tfvi_flags.apply_preset(f)
-    tfvi_flags.validate(f)
-    _check_run_flags(f)
-
-    import keras
-
-    from tfvi.data import datasets
-    from tfvi.launch import components
-    from tfvi.launch.registry import MODELS, STRATEGIES
-
-    family = MODELS[f.model]
-    strategy = STRATEGIES[f.strategy](f)
-    _use_worker_workdir(f, strategy)
-    jit = {"auto": None, "true": True, "false": False}[f.jit_compile]
-    if strategy is not None and jit:
-        raise tfvi_flags.FlagError(f"--jit_compile=true is not supported with --strategy="
-                                   f"{f.strategy} (XLA fails on distributed variables); "
-                                   "accepted: auto, false.")
-    try:
-        bundle = datasets.load(f.dataset, data_dir=f.data_dir, seed=f.seed,
-                               validation_fraction=f.validation_fraction)
-        prepared = datasets.prepare(bundle, None if f.likelihood == "auto" else f.likelihood,
-                                    f.view, f.target, seed=f.seed,
-                                    images=f.architecture != "mlp")
-    except ValueError as err:
-        raise LaunchError(str(err)) from None
-    keras.utils.set_random_seed(f.seed)
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    num_train = len(prepared.eval_splits["train"][0])
-    steps = components.steps_per_epoch(num_train, f.batch_size)
-    with scope:
-        try:
-            model = family.build(f, prepared)
-        except ValueError as err:
-            raise LaunchError(f"--model={f.model}: {err}") from None
-        optimizer = keras.optimizers.Adam(components.learning_rate(f, steps))
-        model.compile(optimizer=optimizer,
-                      jit_compile=False if strategy is not None else jit)
-        model.optimizer.build(model.trainable_variables)
-    from tfvi import distribute
-
-    distribute.apply_multi_worker_workarounds(model, strategy)
-
-    # Everything above only reads; from here on the workdir is written, under its lock.
-    wanted = tfvi_flags.flag_dict(f)
-    wanted.pop("reevaluate", None)  # run control (defined here, not in flags.py)
-    if workdir_lib.entries(f.workdir) and not os.path.exists(
-            os.path.join(f.workdir, "flags.json")):
-        check_workdir(f.workdir, wanted, f.overwrite)  # raises: not a tfvi workdir
-    os.makedirs(f.workdir, exist_ok=True)
-    lock = lock_lib.WorkdirLock(f.workdir)
+@contextlib.contextmanager
+def locked_workdir(config, wanted):
+    """Holds the workdir's lock (after refusing a directory that is not a workdir)."""
+    if workdir_lib.entries(config.workdir) and not os.path.exists(
+            os.path.join(config.workdir, "flags.json")):
+        check_workdir(config, wanted)  # raises: not a tfvi workdir
+    os.makedirs(config.workdir, exist_ok=True)
+    lock = lock_lib.WorkdirLock(config.workdir)
     try:
         lock.acquire()
     except lock_lib.WorkdirLockedError as err:
         raise RunError(str(err)) from None
     try:
-        return _train_locked(f, wanted, start, model, prepared, family, scope, steps)
+        yield
     finally:
         lock.release()
 
 
-def _check_run_flags(f):
+def finished_metrics(config):
+    """The metrics of a finished workdir of this run (left unchanged), else None."""
+    path = os.path.join(config.workdir, "metrics.json")
+    if config.reevaluate or not os.path.exists(path):
+        return None
     try:
-        workdir_lib.check_workdir_path(f.workdir)
-    except ValueError as err:
-        raise LaunchError(str(err)) from None
-    import math
+        previous = workdir_lib.read_json(path)
+    except workdir_lib.WorkdirError as err:
+        _say(f"{err}; recomputing it (the checkpoints are intact)")
+        return None
+    if previous.get("run_complete", True) is False:
+        _say("the previous run stopped while writing its outputs; writing them again "
+             "from the newest valid checkpoint")
+        return None
+    _say(f"{config.workdir} is finished ({previous.get('epochs_trained', '?')} epochs, "
+         "metrics.json); left unchanged. Pass --reevaluate to recompute and rewrite its "
+         "outputs.")
+    return previous
 
-    for name in ("learning_rate", "beta"):
-        if not math.isfinite(getattr(f, name)):
-            raise LaunchError(f"--{name}={getattr(f, name)} is not accepted; accepted "
-                              "values: finite numbers.")
+
+def restore(config, model, manager, runtime):
+    """The newest valid checkpoint's state (its weights loaded into `model`), or None."""
+    with runtime.scope():
+        state = workdir_lib.restore_newest_valid(manager, model, report=_say)
+    if state and config.verbose:
+        print(f"{PROG}: resuming {config.workdir} from epoch {min(state['epoch'], config.epochs)} "
+              f"(global step {state.get('global_step')})")
+    return state
 
 
-def _say(message):
-    print(f"{PROG}: {message}", file=sys.stderr)
+def fit_data(config, prepared, steps, initial_epoch):
+    """`(train, validation)` datasets. One seeded stream of batches over all epochs
+    (`steps` batches each): a resumed run skips the batches of the finished epochs, so
+    it sees exactly the batches (order, dynamic binarisation) an uninterrupted run sees."""
+    import tensorflow as tf
+
+    train = prepared.train_dataset(config.batch_size, repeat=True).skip(initial_epoch * steps)
+    if "validation" not in prepared.eval_splits:
+        return train, None
+    vx, vy, _ = prepared.eval_splits["validation"]
+    return train, tf.data.Dataset.from_tensor_slices(vx if vy is None else (vx, vy)).batch(
+        config.batch_size)
 
 
-def _train_locked(f, wanted, start, model, prepared, family, scope, steps):
+def fit_callbacks(config, model, prepared, checkpoint, timing):
+    """The family's features' and its own callbacks, then the run's: NaN guard, timing,
+    checkpoint, TensorBoard, fault points (tests), image summaries, early stopping and
+    the multi-worker watchdog. Created only when training runs (TensorBoard writers
+    make files)."""
     import keras
+
+    from tfvi import callbacks as tfvi_callbacks
+    from tfvi.launch.registry import MODELS, family_features
+
+    family = MODELS[config.model]
+    cbs = []
+    for plugin in family_features(family) + [family]:
+        if plugin.callbacks is not None:
+            cbs += list(plugin.callbacks(model, prepared, config))
+    cbs += [tfvi_callbacks.NaNGuard(), timing, checkpoint,
+            tfvi_callbacks.TensorBoardScalars(os.path.join(config.workdir, "tensorboard"))]
+    if any(os.environ.get(v) for v in (faults.KILL_ENV, faults.RAISE_ENV, faults.WAIT_ENV)):
+        cbs.append(tfvi_callbacks.FaultPoints())
+    x_test, y_test, _ = prepared.eval_splits["test"]
+    if prepared.bundle.image_shape is not None and prepared.target != "label":
+        cbs.append(tfvi_callbacks.ImageSummaries(
+            os.path.join(config.workdir, "tensorboard", "images"), x_test,
+            x_test if y_test is None else y_test, prepared.bundle.image_shape,
+            seed=config.seed))
+    if config.early_stopping_patience:
+        cbs.append(keras.callbacks.EarlyStopping(patience=config.early_stopping_patience,
+                                                 restore_best_weights=True))
+    if config.strategy == "multi_worker":
+        from tfvi.distribute import PeerWatchdog
+
+        # A dead peer normally surfaces as UnavailableError (see `fit`); this is the
+        # backstop if the collective hangs instead.
+        cbs.append(PeerWatchdog(config.worker_timeout_seconds + 30.0))
+    return cbs
+
+
+def fit(config, model, train_ds, val_ds, steps, initial_epoch, callbacks):
+    """`model.fit` from `initial_epoch`, its failures translated into one-line errors."""
     import tensorflow as tf
 
     from tfvi import callbacks as tfvi_callbacks
 
-    resuming = check_workdir(f.workdir, wanted, f.overwrite)
-    metrics_path = os.path.join(f.workdir, "metrics.json")
-    if resuming and os.path.exists(metrics_path) and not f.reevaluate:
-        try:
-            previous = workdir_lib.read_json(metrics_path)
-        except workdir_lib.WorkdirError as err:
-            _say(f"{err}; recomputing it (the checkpoints are intact)")
-            previous = {}
-        if previous.get("run_complete", True) is False:
-            _say("the previous run stopped while writing its outputs; writing them again "
-                 "from the newest valid checkpoint")
-        elif previous:
-            _say(f"{f.workdir} is finished ({previous.get('epochs_trained', '?')} epochs, "
-                 "metrics.json); left unchanged. Pass --reevaluate to recompute and "
-                 "rewrite its outputs.")
-            return previous
-    atomic.sweep(f.workdir)
-    atomic.write_json(os.path.join(f.workdir, "flags.json"), wanted, "flags")
-    manager = tfvi_callbacks.CheckpointManager(os.path.join(f.workdir, "checkpoints"),
-                                               keep=f.checkpoint_keep)
-    state = None
-    if resuming:
-        with scope:
-            state = workdir_lib.restore_newest_valid(manager, model, report=_say)
-    initial_epoch = min(state["epoch"], f.epochs) if state else 0
-    history = state["history"] if state else {}
-    previous_train_seconds = state.get("train_seconds", 0.0) if state else 0.0
-    if state and f.verbose:
-        print(f"{PROG}: resuming {f.workdir} from epoch {initial_epoch} "
-              f"(global step {state.get('global_step')})")
+    try:
+        model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
+                  verbose=config.verbose, shuffle=False)
+    except tfvi_callbacks.NonFiniteLossError as err:
+        raise RunError(f"training stopped: {err}") from None
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.InternalError) as err:
+        if config.strategy != "multi_worker":
+            raise
+        from tfvi.distribute import PeerWatchdog
 
-    # One seeded stream of batches over all epochs (steps_per_epoch batches each):
-    # a resumed run skips the batches of the finished epochs, so it sees exactly the
-    # batches (order, dynamic binarisation) an uninterrupted run sees.
-    train_ds = prepared.train_dataset(f.batch_size, repeat=True).skip(initial_epoch * steps)
-    val_ds = None
-    if "validation" in prepared.eval_splits:
-        vx, vy, _ = prepared.eval_splits["validation"]
-        val_ds = tf.data.Dataset.from_tensor_slices(vx if vy is None else (vx, vy)).batch(
-            f.batch_size)
-    fit_start = time.time()
+        PeerWatchdog.cancel()
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise RunError(f"training stopped: a worker of the --strategy=multi_worker "
+                       f"cluster failed or stopped responding ({type(err).__name__}: "
+                       f"{first}); the last complete checkpoint in {config.workdir}/"
+                       "checkpoints is intact: rerun the same command on every worker "
+                       "(or with --strategy=default) to resume.") from None
 
-    class _Timing(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            ckpt.extra_state["train_seconds"] = previous_train_seconds + time.time() - fit_start
 
-    ckpt = tfvi_callbacks.CheckpointCallback(manager, history)
-
-    def fit_callbacks():  # created only when training runs: TensorBoard writers make files
-        cbs = [tfvi_callbacks.NaNGuard(), _Timing(), ckpt,
-               tfvi_callbacks.TensorBoardScalars(os.path.join(f.workdir, "tensorboard"))]
-        if any(os.environ.get(v) for v in (faults.KILL_ENV, faults.RAISE_ENV, faults.WAIT_ENV)):
-            cbs.append(tfvi_callbacks.FaultPoints())
-        bundle = prepared.bundle
-        x_test, y_test, _ = prepared.eval_splits["test"]
-        if bundle.image_shape is not None and prepared.target != "label":
-            cbs.append(tfvi_callbacks.ImageSummaries(
-                os.path.join(f.workdir, "tensorboard", "images"), x_test,
-                x_test if y_test is None else y_test, bundle.image_shape, seed=f.seed))
-        if f.early_stopping_patience:
-            cbs.append(keras.callbacks.EarlyStopping(patience=f.early_stopping_patience,
-                                                     restore_best_weights=True))
-        if family.callbacks is not None:
-            cbs = list(family.callbacks(model, prepared, f)) + cbs
-        if f.strategy == "multi_worker":
-            from tfvi.distribute import PeerWatchdog
-
-            # A dead peer normally surfaces as UnavailableError (caught below); this is
-            # the backstop if the collective hangs instead.
-            cbs.append(PeerWatchdog(f.worker_timeout_seconds + 30.0))
-        return cbs
-
-    if initial_epoch < f.epochs:
-        try:
-            model.fit(train_ds, epochs=f.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=steps, validation_data=val_ds,
-                      callbacks=fit_callbacks(),
-                      verbose=f.verbose, shuffle=False)
-        except tfvi_callbacks.NonFiniteLossError as err:
-            raise RunError(f"training stopped: {err}") from None
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                tf.errors.CancelledError, tf.errors.InternalError) as err:
-            if f.strategy != "multi_worker":
-                raise
-            from tfvi.distribute import PeerWatchdog
-
-            PeerWatchdog.cancel()
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-            raise RunError(f"training stopped: a worker of the --strategy=multi_worker "
-                           f"cluster failed or stopped responding ({type(err).__name__}: "
-                           f"{first}); the last complete checkpoint in {f.workdir}/"
-                           "checkpoints is intact: rerun the same command on every worker "
-                           "(or with --strategy=default) to resume.") from None
+def check_trained_weights(model):
+    """A RunError before any output is written when a weight is NaN/inf."""
     bad = workdir_lib.weights_finite(model)
     if bad:
         raise RunError(f"the trained weights are non-finite ({len(bad)} tensors, e.g. "
                        f"{bad[0]}); nothing was written: metrics.json, model.keras and "
                        "export/ are unchanged.")
-    train_seconds = ckpt.extra_state.get("train_seconds", previous_train_seconds)
-    return outputs.write_outputs(f, model, prepared, family, ckpt.history, train_seconds,
-                                 start, write_plots, PROG)
+
+
+def train_in_workdir(config, model, prepared, runtime, steps, start):
+    """Under the workdir lock: resume or start, fit, write the outputs."""
+    from tfvi import callbacks as tfvi_callbacks
+    from tfvi.launch import figures
+    from tfvi.launch.registry import MODELS
+    from tfvi.training.timing import TrainTiming
+
+    wanted = config.to_dict()
+    resuming = check_workdir(config, wanted)
+    previous = finished_metrics(config) if resuming else None
+    if previous:
+        return previous
+    atomic.sweep(config.workdir)
+    atomic.write_json(os.path.join(config.workdir, "flags.json"), wanted, "flags")
+    manager = tfvi_callbacks.CheckpointManager(os.path.join(config.workdir, "checkpoints"),
+                                               keep=config.checkpoint_keep)
+    state = restore(config, model, manager, runtime) if resuming else None
+    state = state or {}
+    initial_epoch = min(state.get("epoch", 0), config.epochs)
+    checkpoint = tfvi_callbacks.CheckpointCallback(manager, state.get("history", {}))
+    timing = TrainTiming(checkpoint.extra_state, state.get("train_seconds", 0.0))
+    if initial_epoch < config.epochs:
+        train_ds, val_ds = fit_data(config, prepared, steps, initial_epoch)
+        fit(config, model, train_ds, val_ds, steps, initial_epoch,
+            fit_callbacks(config, model, prepared, checkpoint, timing))
+    check_trained_weights(model)
+    train_seconds = checkpoint.extra_state.get("train_seconds", timing.previous_seconds)
+    return outputs.write_outputs(config, model, prepared, MODELS[config.model],
+                                 checkpoint.history, train_seconds, start,
+                                 figures.write_plots, PROG, runtime=runtime.as_dict())
+
+
+def run_job(config):
+    """Runs the whole job for a validated `RunConfig`; returns the metrics dict."""
+    import keras
+
+    from tfvi.launch.registry import STRATEGIES
+
+    start = time.time()
+    strategy = STRATEGIES[config.strategy](config)
+    previous_policy = keras.config.dtype_policy()
+    try:
+        with worker_config(config, strategy) as config:
+            runtime = resolve_runtime(config, strategy)
+            prepared = load_data(config)
+            model, steps = build_model(config, prepared, runtime)
+            # Everything above only reads; from here on the workdir is written, locked.
+            with locked_workdir(config, config.to_dict()):
+                return train_in_workdir(config, model, prepared, runtime, steps, start)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def train(flag_values):
+    """Runs the whole job for parsed absl flags; returns the metrics dict."""
+    return run_job(tfvi_flags.read_config(flag_values))
 
 
 def main(argv):
@@ -409,11 +361,6 @@ def parse_flags(argv):
 def setup():
     families.import_all()
     tfvi_flags.define_flags()
-    if "reevaluate" not in FLAGS:
-        flags.DEFINE_boolean("reevaluate", False, "Recompute and rewrite the outputs "
-                             "(metrics.json, model.keras, plots/, export/) of a finished "
-                             "workdir from its newest valid checkpoint; without it a "
-                             "finished workdir is reported and left unchanged.")
 
 
 def run():

@@ -9,9 +9,11 @@
   environment variable names them).
 * `workdir`: checkpoint validation with fallback, and `load_workdir`.
 * `burn_in`: burn-in against the prior (Morningstar et al., B.3) and its callback.
+* `timing`: `TrainTiming`, the training wall time that survives a resume.
 """
 
 from tfvi.training import atomic, burn_in, faults, lock  # noqa: F401
+from tfvi.training.timing import TrainTiming
 from tfvi.training.watchdog import PeerWatchdog
 
-__all__ = ["atomic", "burn_in", "faults", "lock", "PeerWatchdog"]
+__all__ = ["PeerWatchdog", "TrainTiming", "atomic", "burn_in", "faults", "lock"]

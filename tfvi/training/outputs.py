@@ -66,15 +66,15 @@ def evaluate_splits(model, prepared, f):
 
 
 def write_outputs(f, model, prepared, family, history, train_seconds, start, write_plots,
-                  prog):
+                  prog, runtime=None):
     """metrics.json, model.keras and data_spec.json, then the optional plots/ and
     export/ (each failure: one warning line, the rest kept), then the run's HParams in
-    tensorboard/. `write_plots(model, prepared, f, history, plot_dir)` comes from the
-    launcher. Prints the family's summary table and a closing line naming only what was
-    written. Returns the metrics dict."""
+    tensorboard/. `f` is the run configuration (`tfvi.launch.config.RunConfig`);
+    `write_plots(model, prepared, f, history, plot_dir)` comes from the launcher;
+    `runtime` (the resolved precision, XLA, replicas) is recorded as metrics.json's
+    "runtime". Prints the family's summary table and a closing line naming only what
+    was written. Returns the metrics dict."""
     import tensorflow as tf
-
-    from tfvi.launch import flags as tfvi_flags
 
     eval_start = time.time()
     metrics = evaluate_splits(model, prepared, f)
@@ -102,7 +102,8 @@ def write_outputs(f, model, prepared, family, history, train_seconds, start, wri
     metrics["epochs_trained"] = len(next(iter(history.values()), []))
     metrics["num_parameters"] = int(sum(int(v.numpy().size) for v in model.trainable_variables))
     metrics["versions"] = versions()
-    metrics["flags"] = tfvi_flags.flag_dict(f, include_run_control=True)
+    metrics["flags"] = f.to_dict(include_run_control=True)
+    metrics["runtime"] = dict(runtime or {})
     metrics["plots"] = []
     metrics["run_complete"] = False  # True once every output below is written
     metrics["wall_time_seconds"] = {"train": train_seconds,
@@ -135,7 +136,7 @@ def write_outputs(f, model, prepared, family, history, train_seconds, start, wri
                                               tf.float32))
         if _optional("export", f, prog, lambda: export_model(
                 model, os.path.join(f.workdir, "export"), target_spec,
-                metadata={"flags": tfvi_flags.flag_dict(f, include_run_control=True)})):
+                metadata={"flags": f.to_dict(include_run_control=True)})):
             written.append("export/")
     metrics["wall_time_seconds"].update(optional_steps=time.time() - optional_start,
                                         this_invocation=time.time() - start)

@@ -232,8 +232,6 @@ def load_workdir(path):
     Raises:
       WorkdirError: `path` is not a finished or resumable tfvi workdir.
     """
-    import types
-
     import keras
 
     import tfvi  # noqa: F401  (registers every layer and model for .keras loading)
@@ -246,17 +244,17 @@ def load_workdir(path):
     if os.path.isfile(model_path) and os.path.isfile(spec_path):
         return keras.saving.load_model(model_path), read_json(spec_path)
     from tfvi.callbacks import CheckpointManager
-    from tfvi.data import datasets
+    from tfvi.launch import families
+    from tfvi.launch.components import prepare_data
+    from tfvi.launch.config import from_stored
     from tfvi.launch.registry import MODELS
 
-    f = types.SimpleNamespace(**read_json(flags_path))
+    families.import_all()
+    f = from_stored(read_json(flags_path))
     family = MODELS.get(f.model)
     if family is None:
         raise WorkdirError(f"{flags_path} has --model={f.model}, not registered here")
-    bundle = datasets.load(f.dataset, data_dir=getattr(f, "data_dir", None), seed=f.seed,
-                           validation_fraction=f.validation_fraction)
-    prepared = datasets.prepare(bundle, None if f.likelihood == "auto" else f.likelihood,
-                                f.view, f.target, seed=f.seed)
+    prepared = prepare_data(f)
     keras.utils.set_random_seed(f.seed)
     model = family.build(f, prepared)
     model.compile(optimizer=keras.optimizers.Adam(f.learning_rate), jit_compile=False)

@@ -1,7 +1,9 @@
-"""Model families for the launcher. Every module in this package is imported when
-the launcher starts, so a new family (or prior, posterior, likelihood, strategy)
-registers itself by adding one module here that calls `tfvi.launch.registry`'s
-`register_*` functions and defines its own absl flags at import time."""
+"""Model families for the launcher, independent plugins. Every module in this package
+is imported when the launcher starts, so a new family (or feature, prior, posterior,
+likelihood, strategy) registers itself by adding one module here that calls
+`tfvi.launch.registry`'s `register_*` functions; it declares its flags as
+`registry.Flag`s (`tfvi.launch.flags` defines them). No module here imports another:
+what several families share is in `tfvi.launch.components` or a `Feature` they name."""
 
 import importlib
 import pkgutil

@@ -1,8 +1,9 @@
 """Learned priors and flow posteriors for the launcher (Xu et al.; VampPrior for Livne et al.).
 
-Registers `--prior=vamp|realnvp|maf` and `--posterior=realnvp`, the KL warm-up
-(`--kl_warmup_epochs`, `tfvi.schedules.KLWarmup`) and the prior-training strategy
-(`--prior_training=joint|posthoc|iterative`, `tfvi.prior_training`) for `--model=vae`.
+Registers `--prior=vamp|realnvp|maf` and `--posterior=realnvp` (any family), and the
+`learned_priors` feature (for the families that list it, `--model=vae`): the KL
+warm-up (`--kl_warmup_epochs`, `tfvi.schedules.KLWarmup`) and the prior-training
+strategy (`--prior_training=joint|posthoc|iterative`, `tfvi.prior_training`).
 
     tfvi-train --model=vae --prior=realnvp --prior_depth=10 --prior_hidden=256 \
       --kl_warmup_epochs=5 --prior_training=iterative --epochs=32
@@ -12,9 +13,10 @@ Registers `--prior=vamp|realnvp|maf` and `--posterior=realnvp`, the KL warm-up
 (encoder+decoder or the prior; `tfvi.prior_training.set_trainable`) and retraces
 the train function (`make_train_function(force=True)`: Keras 3 does not retrace when
 `trainable` changes). It keeps one optimizer and the `--learning_rate` throughout
-(unlike `tfvi.prior_training.train_with_prior`, which recompiles per phase with seed
-004's learning-rate drops); the phase of an epoch depends only on its index, so a
-resumed run continues in the right phase. Epoch split for `--epochs=E`:
+(unlike `tfvi.prior_training.train_with_prior`, which recompiles per phase with Xu
+et al.'s learning-rate drops); the phases are `tfvi.prior_training.phases` over
+`--epochs` split by `tfvi.prior_training.split_epochs`, and the phase of an epoch
+depends only on its index, so a resumed run continues in the right phase:
 
 * posthoc: the first E - E//2 epochs train the VAE (prior held at N(0, I)), the last
   E//2 only the prior;
@@ -22,149 +24,86 @@ resumed run continues in the right phase. Epoch split for `--epochs=E`:
   gets E - 8M epochs, 1b (prior) 2M, then three rounds of M VAE + M prior epochs.
 """
 
-from absl import flags as absl_flags
+import keras
 
-from tfvi.launch.registry import register_posterior, register_prior
-
-absl_flags.DEFINE_integer("prior_depth", 10, "--prior=realnvp|maf: flow depth K "
-                          "(coupling blocks / MAF layers; Xu et al.: up to 50).")
-absl_flags.DEFINE_integer("prior_hidden", 256, "--prior=realnvp|maf: hidden width of the "
-                          "coupling networks (realnvp: one layer; maf: two MADE layers).")
-absl_flags.DEFINE_integer("pseudo_inputs", 500, "--prior=vamp: number M of pseudo-inputs "
-                          "(initialised from training inputs).")
-absl_flags.DEFINE_integer("posterior_depth", 10, "--posterior=realnvp: flow depth K on top "
-                          "of the Gaussian base encoder.")
-absl_flags.DEFINE_integer("posterior_flow_hidden", 256, "--posterior=realnvp: hidden width "
-                          "of the coupling networks.")
-absl_flags.DEFINE_integer("kl_warmup_epochs", 0, "KL warm-up (Xu et al. B.3): beta rises "
-                          "linearly from 0.01 to --beta over this many epochs (0: off).")
-absl_flags.DEFINE_float("qz_regularizer", 0.0, "Weight of Xu et al.'s (B.3) penalty "
-                        "mean_k Mean[z_k]^2 + (Var[z_k] - 1)^2 on the aggregate posterior "
-                        "(0: off; Xu et al. uses 1 with Real NVP priors).")
-absl_flags.DEFINE_enum("prior_training", "joint", ["joint", "posthoc", "iterative"],
-                       "How a learned prior trains (Xu et al., Alg. B.1): joint, posthoc "
-                       "(VAE with N(0, I), then the prior), iterative (alternating).")
+from tfvi import prior_training
+from tfvi.launch.components import hidden_sizes
+from tfvi.launch.registry import (
+    Feature,
+    Flag,
+    register_feature,
+    register_posterior,
+    register_prior,
+)
 
 FLOW_PRIORS = ("realnvp", "maf")
 ITERATIONS = 4
 
 
-def _hidden(flags):
-    from tfvi.launch.components import hidden_sizes
-
-    return hidden_sizes(flags.encoder_hidden)
-
-
 # ---------------------------------------------------------------------- priors
 @register_prior("vamp")
-def vamp_prior(flags, latent_dim, encoder, prepared):
+def vamp_prior(config, latent_dim, encoder, prepared):
     from tfvi import priors
 
     x_train = prepared.eval_splits["train"][0]
-    return priors.VampPrior(encoder, num_pseudo_inputs=flags.pseudo_inputs,
-                            init_from_data=x_train, seed=flags.seed, name="prior")
+    return priors.VampPrior(encoder, num_pseudo_inputs=config.pseudo_inputs,
+                            init_from_data=x_train, seed=config.seed, name="prior")
 
 
 @register_prior("realnvp")
-def realnvp_prior(flags, latent_dim, encoder, prepared):
+def realnvp_prior(config, latent_dim, encoder, prepared):
     from tfvi import priors
 
-    return priors.RealNVPPrior(latent_dim, depth=flags.prior_depth,
-                               hidden=(flags.prior_hidden,), seed=flags.seed, name="prior")
+    return priors.RealNVPPrior(latent_dim, depth=config.prior_depth,
+                               hidden=(config.prior_hidden,), seed=config.seed, name="prior")
 
 
 @register_prior("maf")
-def maf_prior(flags, latent_dim, encoder, prepared):
+def maf_prior(config, latent_dim, encoder, prepared):
     from tfvi import priors
 
-    return priors.MAFPrior(latent_dim, depth=flags.prior_depth,
-                           hidden=(flags.prior_hidden, flags.prior_hidden), name="prior")
+    return priors.MAFPrior(latent_dim, depth=config.prior_depth,
+                           hidden=(config.prior_hidden, config.prior_hidden), name="prior")
 
 
 # ------------------------------------------------------------------ posteriors
 @register_posterior("realnvp")
-def realnvp_posterior(flags, latent_dim, input_dim):
+def realnvp_posterior(config, latent_dim, input_dim):
     from tfvi import layers
 
-    return layers.RealNVPPosterior(latent_dim, depth=flags.posterior_depth,
-                                   hidden=_hidden(flags),
-                                   flow_hidden=(flags.posterior_flow_hidden,),
-                                   activation=flags.activation,
-                                   covariance=flags.covariance, seed=flags.seed,
+    return layers.RealNVPPosterior(latent_dim, depth=config.posterior_depth,
+                                   hidden=hidden_sizes(config.encoder_hidden),
+                                   flow_hidden=(config.posterior_flow_hidden,),
+                                   activation=config.activation,
+                                   covariance=config.covariance, seed=config.seed,
                                    name="encoder")
 
 
 # ------------------------------------------------------------- flag checks
-def check_learned_prior_flags(flags):
+def check_learned_prior_flags(config):
     """Raises ValueError naming the flag for combinations that cannot run."""
-    for name in ("prior_depth", "prior_hidden", "pseudo_inputs", "posterior_depth",
-                 "posterior_flow_hidden"):
-        if getattr(flags, name) < 1:
-            raise ValueError(f"--{name}={getattr(flags, name)} is not accepted; accepted "
-                             "values: integers >= 1.")
-    if flags.kl_warmup_epochs < 0:
-        raise ValueError(f"--kl_warmup_epochs={flags.kl_warmup_epochs} is not accepted; "
-                         "accepted values: integers >= 0.")
-    if not flags.qz_regularizer >= 0:
-        raise ValueError(f"--qz_regularizer={flags.qz_regularizer} is not accepted; "
-                         "accepted values: floats >= 0.")
-    if flags.posterior == "realnvp" and flags.latent_dim < 2:
-        raise ValueError(f"--posterior=realnvp needs --latent_dim >= 2; got "
-                         f"{flags.latent_dim}.")
-    if flags.prior == "realnvp" and flags.latent_dim < 2:
-        raise ValueError(f"--prior=realnvp needs --latent_dim >= 2; got {flags.latent_dim}.")
-    if flags.prior_training != "joint":
-        if flags.prior not in FLOW_PRIORS:
-            raise ValueError(
-                f"--prior_training={flags.prior_training} first trains the VAE with "
-                "p(z) = N(0, I), held by a flow prior at its initialisation; accepted "
-                f"--prior values with it: {', '.join(FLOW_PRIORS)} (got --prior="
-                f"{flags.prior}).")
-        if flags.strategy != "default":
-            raise ValueError(f"--prior_training={flags.prior_training} is not supported "
-                             f"with --strategy={flags.strategy}; accepted: default.")
-        minimum = 2 if flags.prior_training == "posthoc" else 9
-        if flags.epochs < minimum:
-            raise ValueError(f"--prior_training={flags.prior_training} needs --epochs >= "
-                             f"{minimum} (one phase per epoch at least); got "
-                             f"{flags.epochs}.")
+    for kind in ("posterior", "prior"):
+        if getattr(config, kind) == "realnvp" and config.latent_dim < 2:
+            raise ValueError(f"--{kind}=realnvp needs --latent_dim >= 2; got "
+                             f"{config.latent_dim}.")
+    if config.prior_training == "joint":
+        return
+    if config.prior not in FLOW_PRIORS:
+        raise ValueError(
+            f"--prior_training={config.prior_training} first trains the VAE with "
+            "p(z) = N(0, I), held by a flow prior at its initialisation; accepted "
+            f"--prior values with it: {', '.join(FLOW_PRIORS)} (got --prior={config.prior}).")
+    if config.strategy != "default":
+        raise ValueError(f"--prior_training={config.prior_training} is not supported "
+                         f"with --strategy={config.strategy}; accepted: default.")
+    minimum = prior_training.minimum_epochs(config.prior_training, ITERATIONS)
+    if config.epochs < minimum:
+        raise ValueError(f"--prior_training={config.prior_training} needs --epochs >= "
+                         f"{minimum} (one epoch per phase at least); got {config.epochs}.")
 
 
 # ----------------------------------------------------------- prior training
-def phase_schedule(strategy, epochs, iterations=ITERATIONS):
-    """[(name, num_epochs, train_encoder_decoder, train_prior)] covering `epochs`."""
-    if strategy == "joint":
-        return [("joint", epochs, True, True)]
-    if strategy == "posthoc":
-        return [("vae", epochs - epochs // 2, True, False),
-                ("prior", epochs // 2, False, True)]
-    if strategy != "iterative":
-        raise ValueError(f"--prior_training={strategy!r} is not accepted; accepted values: "
-                         "joint, posthoc, iterative.")
-    m = max(1, epochs // 16)
-    phases = [("1a_vae", epochs - 2 * iterations * m, True, False),
-              ("1b_prior", 2 * m, False, True)]
-    for i in range(2, iterations + 1):
-        phases += [(f"{i}a_vae", m, True, False), (f"{i}b_prior", m, False, True)]
-    return phases
-
-
-def phase_of_epoch(phases, epoch):
-    start = 0
-    for phase in phases:
-        start += phase[1]
-        if epoch < start:
-            return phase
-    return phases[-1]
-
-
-def _keras_callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class PriorTrainingPhases(_keras_callback_base()):
+class PriorTrainingPhases(keras.callbacks.Callback):
     """Per-epoch phases of `--prior_training` within one `fit` (see module docstring).
 
     Logs `prior_phase` (1 for prior-only epochs, 0 for encoder/decoder epochs).
@@ -172,43 +111,64 @@ class PriorTrainingPhases(_keras_callback_base()):
 
     def __init__(self, strategy, epochs, verbose=0):
         super().__init__()
-        self.phases = phase_schedule(strategy, epochs)
+        self.phases = prior_training.phases(
+            strategy, *prior_training.split_epochs(strategy, epochs, ITERATIONS),
+            iterations=ITERATIONS)
         self.verbose = verbose
         self._current = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        from tfvi.prior_training import set_trainable
-
-        name, _, encoder_decoder, prior = phase_of_epoch(self.phases, epoch)
-        if (encoder_decoder, prior) != self._current:
-            set_trainable(self.model, encoder_decoder=encoder_decoder, prior=prior)
+        phase = prior_training.phase_of_epoch(self.phases, epoch)
+        if (phase.encoder_decoder, phase.prior) != self._current:
+            prior_training.set_trainable(self.model, encoder_decoder=phase.encoder_decoder,
+                                         prior=phase.prior)
             # Keras 3 caches the traced step with the old trainable set.
             self.model.make_train_function(force=True)
-            self._current = (encoder_decoder, prior)
+            self._current = (phase.encoder_decoder, phase.prior)
             if self.verbose:
-                print(f"prior training: phase {name} from epoch {epoch + 1}")
+                print(f"prior training: phase {phase.name} from epoch {epoch + 1}")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["prior_phase"] = float(not self._current[0])
 
     def on_train_end(self, logs=None):
-        from tfvi.prior_training import set_trainable
-
-        set_trainable(self.model, True, True)
+        prior_training.set_trainable(self.model, True, True)
         self.model.make_train_function(force=True)
         self._current = None
 
 
-def learned_prior_callbacks(model, prepared, flags):
+def learned_prior_callbacks(model, prepared, config):
     """KL warm-up and prior-training phases for a VAE-like model (`beta`, `prior`)."""
     cbs = []
-    if flags.kl_warmup_epochs:
+    if config.kl_warmup_epochs:
         from tfvi.schedules import KLWarmup
 
-        cbs.append(KLWarmup(flags.kl_warmup_epochs, start=min(0.01, flags.beta),
-                            end=flags.beta))
-    if flags.prior_training != "joint":
-        cbs.append(PriorTrainingPhases(flags.prior_training, flags.epochs,
-                                       verbose=int(flags.verbose > 0)))
+        cbs.append(KLWarmup(config.kl_warmup_epochs, start=min(0.01, config.beta),
+                            end=config.beta))
+    if config.prior_training != "joint":
+        cbs.append(PriorTrainingPhases(config.prior_training, config.epochs,
+                                       verbose=int(config.verbose > 0)))
     return cbs
+
+
+register_feature(Feature(
+    name="learned_priors",
+    flags=(
+        Flag("prior_depth", "integer", 10, "--prior=realnvp|maf: flow depth K (coupling "
+             "blocks / MAF layers; Xu et al.: up to 50).", minimum=1),
+        Flag("prior_hidden", "integer", 256, "--prior=realnvp|maf: hidden width of the "
+             "coupling networks (realnvp: one layer; maf: two MADE layers).", minimum=1),
+        Flag("pseudo_inputs", "integer", 500, "--prior=vamp: number M of pseudo-inputs "
+             "(initialised from training inputs).", minimum=1),
+        Flag("posterior_depth", "integer", 10, "--posterior=realnvp: flow depth K on top "
+             "of the Gaussian base encoder.", minimum=1),
+        Flag("posterior_flow_hidden", "integer", 256, "--posterior=realnvp: hidden width "
+             "of the coupling networks.", minimum=1),
+        Flag("kl_warmup_epochs", "integer", 0, "KL warm-up (Xu et al. B.3): beta rises "
+             "linearly from 0.01 to --beta over this many epochs (0: off).", minimum=0),
+        Flag("prior_training", "enum", "joint", "How a learned prior trains (Xu et al., "
+             "Alg. B.1): joint, posthoc (VAE with N(0, I), then the prior), iterative "
+             "(alternating).", choices=prior_training.STRATEGIES),
+    ),
+    check_flags=check_learned_prior_flags, callbacks=learned_prior_callbacks))

@@ -10,64 +10,63 @@ metrics.json.
 """
 
 import keras
-from absl import flags as absl_flags
 
 from tfvi import models
-from tfvi.launch.families.vae import build_parts
-from tfvi.launch.registry import ModelFamily, register_model
+from tfvi.launch.components import build_parts
+from tfvi.launch.registry import Flag, ModelFamily, register_model
 from tfvi.launch.report import REPRESENTATION_METRICS, evaluate_representation
 
-absl_flags.DEFINE_integer("mim_warmup_epochs", 3, "--model=mim|amim: epochs over which the "
-                          "decoder weight rises from 0 to 1/2; also the early-stopping "
-                          "patience on the validation MIM loss (Livne et al., section 5).")
-absl_flags.DEFINE_integer("mim_ksg_points", 3000, "--model=mim|amim: at most this many "
-                          "(x, z) test pairs for the KSG mutual information (kept for "
-                          "old command lines; --ksg_points applies to every family).")
+FLAGS = (
+    Flag("mim_warmup_epochs", "integer", 3, "--model=mim|amim: epochs over which the "
+         "decoder weight rises from 0 to 1/2; also the early-stopping patience on the "
+         "validation MIM loss (Livne et al., section 5).", minimum=0),
+    Flag("mim_ksg_points", "integer", 3000, "--model=mim|amim: at most this many (x, z) "
+         "test pairs for the KSG mutual information (kept for old command lines; "
+         "--ksg_points applies to every family).", minimum=1),
+)
 
 
 def _builder(symmetric):
-    def build(flags, prepared):
-        encoder, decoder, prior = build_parts(flags, prepared)
+    def build(config, prepared):
+        encoder, decoder, prior = build_parts(config, prepared)
         return models.MIM(encoder, decoder, prior, symmetric=symmetric,
-                          input_dim=prepared.input_dim, seed=flags.seed,
+                          input_dim=prepared.input_dim, seed=config.seed,
                           name="mim" if symmetric else "amim")
     return build
 
 
-def mim_callbacks(model, prepared, flags):
+def mim_callbacks(model, prepared, config):
     """The warm-up; with a validation split (--validation_fraction) and no launcher-wide
     --early_stopping_patience, also section 5's early stopping (patience = warm-up)."""
-    warmup = models.DecoderWeightWarmup(flags.mim_warmup_epochs)
-    if "validation" not in prepared.eval_splits or flags.early_stopping_patience:
+    warmup = models.DecoderWeightWarmup(config.mim_warmup_epochs)
+    if "validation" not in prepared.eval_splits or config.early_stopping_patience:
         return [warmup]
     return [warmup, keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=max(flags.mim_warmup_epochs, 1),
-        start_from_epoch=flags.mim_warmup_epochs, restore_best_weights=True)]
+        monitor="val_loss", patience=max(config.mim_warmup_epochs, 1),
+        start_from_epoch=config.mim_warmup_epochs, restore_best_weights=True)]
 
 
-def evaluate_mim(model, prepared, flags):
+def evaluate_mim(model, prepared, config):
     """Representation metrics per split (`tfvi.launch.report.evaluate_representation`,
     shared by every latent-variable family; `--mim_ksg_points`, when given, overrides
     `--ksg_points`)."""
-    return evaluate_representation(model, prepared, flags, ksg_points=ksg_points(flags))
+    return evaluate_representation(model, prepared, config, ksg_points=ksg_points(config))
 
 
-def ksg_points(flags):
+def ksg_points(config):
     """KSG pairs: `--mim_ksg_points` when given (or in a namespace of stored flags,
     which hold no run-control `--ksg_points`), else `--ksg_points`."""
-    try:
-        explicit = flags["mim_ksg_points"].present
-    except (TypeError, KeyError):
-        explicit = True
-    return flags.mim_ksg_points if explicit else flags.ksg_points
+    given = getattr(config, "given", None)
+    explicit = given is None or given("mim_ksg_points")
+    return config.mim_ksg_points if explicit else config.ksg_points
 
 
-def mim_estimators(flags, model):
+def mim_estimators(config, model):
     """metrics.json "estimators" entries for MIM/A-MIM. The loss is eq. 8 (eq. 13),
     not a bound with `--samples` importance samples and `--beta`: those flags are
     not used, so the generic "samples_per_component"/"beta" fields are dropped."""
     symmetric = bool(model.symmetric)
-    points = ksg_points(flags)
+    points = ksg_points(config)
     return {
         "bounds": {
             "objective": "mim" if symmetric else "amim",
@@ -88,8 +87,8 @@ def mim_estimators(flags, model):
         },
         "nll": {"estimator": "iwae", "proposal": "the encoder q(z|x) (the MIM encoder "
                 "as importance distribution)", "model": "p(z) p(x|z)",
-                "num_samples": flags.eval_iwae_samples, "stratified": True,
-                "seed": flags.seed, "log_mean_exp": "float64"},
+                "num_samples": config.eval_iwae_samples, "stratified": True,
+                "seed": config.seed, "log_mean_exp": "float64"},
         "representation": {"ksg_mutual_information": f"KSG k=5 on (x, one z ~ q(z|x)), "
                            f"at most {points} pairs",
                            "knn_accuracy": "k-NN on posterior means, fitted on the "
@@ -104,6 +103,6 @@ for _name, _symmetric in (("mim", True), ("amim", False)):
         name=_name, build=_builder(_symmetric), objectives=("mim",),
         help=("Mutual Information Machine (tfvi.models.MIM, Livne et al.)" if _symmetric
               else "asymmetric MIM, encoding samples only (tfvi.models.MIM(symmetric=False))"),
-        evaluate=evaluate_mim, callbacks=mim_callbacks, estimators=mim_estimators,
+        flags=FLAGS, evaluate=evaluate_mim, callbacks=mim_callbacks, estimators=mim_estimators,
         summary_metrics=REPRESENTATION_METRICS,
         defaults={"objective": "mim"}))
