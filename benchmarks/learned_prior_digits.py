@@ -28,7 +28,7 @@ import numpy as np
 
 import tfvi
 from tfvi.evaluation import diagnostics
-from tfvi.schedules import KLWarmup
+from tfvi.training import KLWarmup
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 STEPS_PER_EPOCH = 15  # 1500 training digits at batch 100

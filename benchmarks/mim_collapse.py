@@ -31,7 +31,7 @@ import tensorflow as tf
 from tfvi import data
 from tfvi.experiments import mim_digits
 from tfvi.layers import encoders
-from tfvi.schedules import KLWarmup
+from tfvi.training import KLWarmup
 
 FLOORS = {"tfvi": 1e-4, "authors": float(np.exp(-3.0))}
 # arm -> (scale floor, warm the weight of log p(z) up from 0 over the warm-up epochs)

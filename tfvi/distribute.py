@@ -202,7 +202,7 @@ class PeerWatchdog(keras.callbacks.Callback):
     watchdog thread cannot run; this callback arms `faulthandler.dump_traceback_later`
     (a C thread) instead: if no train/test batch or epoch ends for
     `timeout_seconds`, the stacks are dumped and the process exits with status 1.
-    Checkpoints are written atomically (tfvi.callbacks), so the last complete one
+    Checkpoints are written atomically (tfvi.training.checkpointing), so the last complete one
     stays intact either way. Call `cancel()` when leaving `fit` by an exception.
     """
 

@@ -51,7 +51,7 @@ from tfvi.evaluation import (cluster_scores, encoder_mutual_information,
                              latent_codes)
 from tfvi.experiments import check_counts
 from tfvi.experiments.mim_gmm import reset_to
-from tfvi.schedules import KLWarmup
+from tfvi.training import KLWarmup
 
 MODELS = ("vae", "mim", "amim")
 METRICS = ("nll", "elbo", "mi_q", "mi", "knn5", "knn5_mean", "nmi")

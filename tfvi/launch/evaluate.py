@@ -239,7 +239,7 @@ def restore_model(workdir, prepared, strategy=None):
 
     import keras
 
-    from tfvi.callbacks import CheckpointManager
+    from tfvi.training.checkpointing import CheckpointManager
     from tfvi.launch.registry import MODELS
 
     with open(os.path.join(workdir, "flags.json")) as fh:

@@ -270,7 +270,7 @@ def _train_locked(f, wanted, start, model, prepared, family, scope, steps):
     import keras
     import tensorflow as tf
 
-    from tfvi import callbacks as tfvi_callbacks
+    from tfvi import training as tfvi_callbacks
 
     resuming = check_workdir(f.workdir, wanted, f.overwrite)
     metrics_path = os.path.join(f.workdir, "metrics.json")

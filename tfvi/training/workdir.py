@@ -245,7 +245,7 @@ def load_workdir(path):
     model_path = os.path.join(path, MODEL_FILE)
     if os.path.isfile(model_path) and os.path.isfile(spec_path):
         return keras.saving.load_model(model_path), read_json(spec_path)
-    from tfvi.callbacks import CheckpointManager
+    from tfvi.training.checkpointing import CheckpointManager
     from tfvi.data import datasets
     from tfvi.launch.registry import MODELS
 

@@ -1,7 +1,7 @@
 """Learned priors and flow posteriors for the launcher (Xu et al.; VampPrior for Livne et al.).
 
 Registers `--prior=vamp|realnvp|maf` and `--posterior=realnvp`, the KL warm-up
-(`--kl_warmup_epochs`, `tfvi.schedules.KLWarmup`) and the prior-training strategy
+(`--kl_warmup_epochs`, `tfvi.training.KLWarmup`) and the prior-training strategy
 (`--prior_training=joint|posthoc|iterative`, `tfvi.prior_training`) for `--model=vae`.
 
     tfvi-train --model=vae --prior=realnvp --prior_depth=10 --prior_hidden=256 \
@@ -204,7 +204,7 @@ def learned_prior_callbacks(model, prepared, flags):
     """KL warm-up and prior-training phases for a VAE-like model (`beta`, `prior`)."""
     cbs = []
     if flags.kl_warmup_epochs:
-        from tfvi.schedules import KLWarmup
+        from tfvi.training.warmup import KLWarmup
 
         cbs.append(KLWarmup(flags.kl_warmup_epochs, start=min(0.01, flags.beta),
                             end=flags.beta))
