@@ -90,7 +90,7 @@ class MIM(VAE):
     On encoding samples with the marginal q(x), log q(z|x) cancels against the Jensen
     bound and the loss is E_q[-log p(x|z) - beta log p(z)]: with an encoder-sharing
     VampPrior nothing opposes shrinking every posterior onto one code, so without this
-    warm-up A-MIM collapses (`benchmarks/mim_collapse.py`).
+    warm-up A-MIM collapses (`experiments/mim_collapse.py`).
     """
 
     def __init__(self, encoder: keras.layers.Layer, decoder: keras.layers.Layer,

@@ -76,12 +76,11 @@ def plot_vib(model, prepared, flags, plot_dir):
     import os
 
     from tfvi import plots
-    from tfvi.evaluation import calibration
 
     x, y, _ = prepared.eval_splits["test"]
     probs, labels = _predictive(model, x, y, flags)
     path = os.path.join(plot_dir, "reliability.png")
-    fig = calibration.plot_reliability_diagram(
+    fig = plots.plot_reliability_diagram(
         probs, labels,
         title=f"{plots.run_name(flags)}:\nreliability, test split (K={flags.components}, "
               f"T={flags.samples}; Morningstar et al. B.1 bins)")
