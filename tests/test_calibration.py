@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tfvi import plots
 from tfvi.evaluation import calibration as cal
 
 PROBS = np.array([[0.2, 0.5, 0.3],   # p_true 0.2, wrong
@@ -66,5 +67,5 @@ def test_validation_errors():
 
 def test_reliability_diagram_writes_png(tmp_path):
     path = tmp_path / "reliability.png"
-    cal.plot_reliability_diagram(PROBS, LABELS, bins=2, path=str(path))
+    plots.plot_reliability_diagram(PROBS, LABELS, bins=2, path=str(path))
     assert path.stat().st_size > 1000

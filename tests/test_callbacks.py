@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 import tfvi
-from tfvi import callbacks as cb
+from tfvi import training as cb
+from tfvi.training import atomic
 
 
 def tiny_vae(seed=0):
@@ -124,6 +125,6 @@ def test_tensorboard_scalars_and_images_are_readable(tmp_path, data):
 
 def test_write_json_atomic(tmp_path):
     path = str(tmp_path / "a" / "m.json")
-    cb.write_json_atomic(path, {"x": np.float32(1.5), "y": np.arange(2)})
+    atomic.write_json(path, {"x": np.float32(1.5), "y": np.arange(2)})
     assert json.load(open(path)) == {"x": 1.5, "y": [0, 1]}
     assert os.listdir(tmp_path / "a") == ["m.json"]

@@ -68,6 +68,35 @@ def test_gmm2d_has_five_components_of_std_025():
         np.testing.assert_allclose(x[labels == k].std(0), 0.25, atol=0.01)
 
 
+@pytest.mark.parametrize("layout", ["circle", "paper"])
+def test_gmm2d_layouts_and_log_density(layout):
+    """Component means are the layout's; the log-density integrates to 1 on a grid and
+    equals the TFP mixture's."""
+    import tensorflow_probability as tfp
+
+    tfd = tfp.distributions
+    centers = data.GMM2D_LAYOUTS[layout]
+    x, labels = data.gmm2d(20_000, seed=1, layout=layout)
+    for k in range(5):
+        np.testing.assert_allclose(x[labels == k].mean(0), centers[k], atol=0.02)
+    axis = np.linspace(-4, 4, 401)
+    grid = np.stack(np.meshgrid(axis, axis), -1)
+    mass = np.exp(data.gmm2d_log_density(grid, layout)).sum() * (axis[1] - axis[0]) ** 2
+    assert mass == pytest.approx(1.0, abs=1e-4)
+    mixture = tfd.MixtureSameFamily(
+        tfd.Categorical(logits=np.zeros(5)),
+        tfd.MultivariateNormalDiag(centers.astype(np.float64), np.full((5, 2), 0.25)))
+    np.testing.assert_allclose(data.gmm2d_log_density(x[:100], layout),
+                               mixture.log_prob(x[:100].astype(np.float64)), rtol=1e-6)
+
+
+def test_gmm2d_rejects_an_unknown_layout():
+    with pytest.raises(ValueError, match="`layout` must be one of"):
+        data.gmm2d(10, layout="square")
+    with pytest.raises(ValueError, match=r"`layout` as means must have shape \[C, 2\]"):
+        data.gmm2d(10, layout=np.zeros((3, 3)))
+
+
 def test_binarize_rejects_values_outside_the_unit_interval():
     with pytest.raises(ValueError, match=r"`probs` must lie in \[0, 1\]"):
         data.binarize(np.array([0.5, 1.5]), seed=0)

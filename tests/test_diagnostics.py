@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tfvi
+from tfvi import plots
 from tfvi.evaluation import diagnostics
 
 D, LATENT = 8, 2
@@ -89,7 +90,7 @@ def test_flow_posterior_stds_by_monte_carlo(tmp_path):
     rot = encoder.flow.blocks[0].bijector().forward(tf.eye(LATENT)).numpy()  # rows R e_i
     exact = np.sqrt((s[:, :, None] ** 2 * rot[None, :, :] ** 2).sum(1))
     np.testing.assert_allclose(stds, exact, rtol=0.05)
-    path = diagnostics.plot_posterior_std_histogram({"a": stds, "b": 2 * stds},
+    path = plots.plot_posterior_std_histogram({"a": stds, "b": 2 * stds},
                                                     str(tmp_path / "h.png"))
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

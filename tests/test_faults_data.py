@@ -86,7 +86,7 @@ def test_non_finite_values_are_written_as_null_with_a_reason(tmp_path):
 
 
 def test_finite_divergence_warns_once(capsys):
-    from tfvi.callbacks import NaNGuard
+    from tfvi.training import NaNGuard
 
     guard = NaNGuard()
     guard.on_train_batch_end(0, {"loss": 12.0})

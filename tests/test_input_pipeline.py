@@ -11,8 +11,8 @@ import tensorflow as tf
 
 import tfvi
 from tfvi import input_pipeline
-from tfvi.callbacks import NaNGuard
-from tfvi.schedules import KLWarmup
+from tfvi.training import NaNGuard
+from tfvi.training import KLWarmup
 
 
 def test_array_dataset_is_a_permutation_per_epoch_with_aligned_targets():

@@ -200,7 +200,7 @@ def test_tensorboard_has_learning_rate_and_hparams(runs):
 
 
 def test_tensorboard_images_read_back(tmp_path):
-    from tfvi import callbacks, layers, models
+    from tfvi import layers, models, training as callbacks
 
     model = models.VAE(layers.GaussianEncoder(2, hidden=(4,)),
                        layers.BernoulliDecoder(4, hidden=(4,)), input_dim=4, seed=0)

@@ -58,7 +58,7 @@ def test_posthoc_freezes_each_phase(tmp_path):
 
     from tfvi.data import datasets
     from tfvi.launch.registry import MODELS
-    from tfvi.callbacks import CheckpointManager
+    from tfvi.training.checkpointing import CheckpointManager
 
     f = parse(*args)
     T.tfvi_flags.apply_preset(f)

@@ -227,7 +227,7 @@ def test_mim_rejects_bad_arguments():
 
 # ------------------------------------------------------------ experiment scripts
 def test_gmm_experiment_layout_noam_schedule_and_bayes_accuracy():
-    from tfvi.experiments import mim_gmm
+    from experiments import mim_gmm
 
     centers = mim_gmm.LAYOUTS["paper"]
     x, labels = mim_gmm.sample_gmm(centers, 40_000, seed=3)
@@ -257,7 +257,7 @@ def test_gmm_experiment_layout_noam_schedule_and_bayes_accuracy():
 def test_reset_to_reproduces_a_freshly_built_and_compiled_model(name):
     """The GMM script traces one model per cell and resets it per seed: training the
     reset model must give exactly the weights of a fresh build + compile."""
-    from tfvi.experiments import mim_gmm
+    from experiments import mim_gmm
 
     x, _ = data.gmm2d(256, seed=0)
 
@@ -282,7 +282,7 @@ def test_reset_to_reproduces_a_freshly_built_and_compiled_model(name):
 def test_digits_experiment_plumbing(tmp_path):
     import json
 
-    from tfvi.experiments import mim_digits
+    from experiments import mim_digits
 
     table = mim_digits.main(["--models", "vae", "amim", "--seeds", "0", "--epochs", "2",
                              "--warmup", "1", "--steps", "2", "--hidden", "8",

@@ -189,7 +189,7 @@ def test_killed_worker_stops_the_other_with_a_clear_error(tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("tfvi-train: error: training stopped: a worker") and \
         "checkpoint" in last and "resume" in last, err[-3000:]
-    from tfvi.callbacks import CheckpointManager
+    from tfvi.training.checkpointing import CheckpointManager
 
     done = CheckpointManager(str(workdir / "checkpoints")).checkpoints()
     assert done, "no complete checkpoint"

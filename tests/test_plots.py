@@ -1,4 +1,4 @@
-"""tfvi.plots / tfvi.mim_plots: the Figure objects (titles naming the run, labelled
+"""tfvi.plots (and tfvi.plots.mim): the Figure objects (titles naming the run, labelled
 axes with units, PCA axes, integer epoch ticks, colorbars, one grey convention), the
 single place the matplotlib backend is set, and no metric computed in a plot module."""
 
@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from tfvi import layers, mim_plots, models, plots
-from tfvi.evaluation import modes, reconstruction_rmse, representation_metrics
+from tfvi import layers, models, plots
+from tfvi.evaluation import reconstruction_rmse, reconstructions, representation_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUN = "w7 (vae/siwae)"
@@ -106,7 +106,7 @@ def test_reconstructions_and_component_modes_share_one_grey_convention(data):
     fig = plots.reconstruction_grid_figure(model, x, x, (4, 4, 1), n=8)
     grid_image = fig.axes[0].get_images()[0]
     title = f"{RUN}: decoded component modes (Morningstar et al., ADVI with mixtures, C.3)"
-    modes_fig = modes.plot_component_modes(model, x[:2], (4, 4), targets=x[:2], title=title)
+    modes_fig = plots.plot_component_modes(model, x[:2], (4, 4), targets=x[:2], title=title)
     # The title names the run and is wrapped to the (narrow) figure, not cropped.
     lines = modes_fig._suptitle.get_text().split("\n")
     assert " ".join(lines) == title and len(lines) > 1
@@ -126,7 +126,7 @@ def test_reconstructions_and_component_modes_share_one_grey_convention(data):
 def test_mim_figures_name_the_paper_and_label_units(data):
     rows = [dict(model=m, hidden=h, seed=s, mi=1.0 + s, nll=2.0, rmse=0.1, knn5=0.9)
             for m in ("mim", "vae") for h in (5, 20) for s in (0, 1)]
-    fig = mim_plots.figure2_figure(rows, run=RUN)
+    fig = plots.mim.figure2_figure(rows, run=RUN)
     assert "Livne et al." in fig._suptitle.get_text() and RUN in fig._suptitle.get_text()
     assert [ax.get_ylabel() for ax in fig.axes] == [
         "mi (nats)", "nll (nats)", "rmse (data units)", "knn5 (fraction correct)"]
@@ -136,7 +136,15 @@ def test_mim_figures_name_the_paper_and_label_units(data):
 def test_backend_is_set_in_one_place_only():
     uses = [p.relative_to(ROOT).as_posix() for p in (ROOT / "tfvi").rglob("*.py")
             if re.search(r"matplotlib\.use\(", p.read_text())]
-    assert uses == ["tfvi/plots.py"]
+    assert uses == ["tfvi/plots/__init__.py"]
+
+
+def test_evaluation_draws_nothing():
+    """Plots live in tfvi.plots only: no evaluation module imports matplotlib or tfvi.plots."""
+    for path in (ROOT / "tfvi" / "evaluation").glob("*.py"):
+        text = path.read_text()
+        assert "matplotlib" not in text and "tfvi.plots" not in text.replace(
+            "`tfvi.plots.", ""), path.name
 
 
 def test_representation_metrics_live_in_evaluation_not_in_plots(data):
@@ -154,5 +162,5 @@ def test_representation_metrics_live_in_evaluation_not_in_plots(data):
                                  train_labels=labels, seed=5, knn_k=(1,))
     assert out["reconstruction_rmse"] == pytest.approx(expected, rel=1e-6)
     assert out["knn1_accuracy"] == 1.0  # 1-NN on its own training codes
-    np.testing.assert_allclose(mim_plots.reconstruct(model, x, 5),
+    np.testing.assert_allclose(reconstructions(model, x, 5),
                                model.decoder(z).mean().numpy(), rtol=1e-6)

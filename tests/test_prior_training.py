@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import tfvi
 from tfvi.prior_training import prior_is_standard_normal, set_trainable, train_with_prior
-from tfvi.schedules import KLWarmup, warmup_beta
+from tfvi.training.warmup import KLWarmup, warmup_beta
 
 D, LATENT = 10, 2
 

@@ -118,6 +118,7 @@ def test_launcher_family_is_registered_and_checks_flags():
 
 
 def test_component_modes_plot(trained, tmp_path):
+    import tfvi.plots
     from tfvi.evaluation import modes
 
     model, x, _, _ = trained
@@ -132,7 +133,7 @@ def test_component_modes_plot(trained, tmp_path):
     assert out["decoded"].shape == (3, 3, 4)
     assert set(np.unique(out["decoded"])) <= {0.0, 1.0}
     path = tmp_path / "modes.png"
-    modes.plot_component_modes(vae, x[:3], (2, 2), targets=x[:3], path=str(path))
+    tfvi.plots.plot_component_modes(vae, x[:3], (2, 2), targets=x[:3], path=str(path))
     assert path.stat().st_size > 1000
 
 

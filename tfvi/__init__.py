@@ -13,7 +13,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tfvi import bounds, distributions, layers, models, priors  # noqa: E402
 from tfvi import data, evaluation  # noqa: E402
 from tfvi import mcmc  # noqa: E402
-from tfvi import prior_training, regularizers, schedules  # noqa: E402  (Xu et al.)
+from tfvi import prior_training, regularizers  # noqa: E402  (Xu et al.)
 
 from tfvi.version import __version__  # noqa: E402
 

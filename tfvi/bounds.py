@@ -15,13 +15,14 @@ with, for sample `z_tk ~ q_k(z|x)`,
 where `q(z|x) = sum_k alpha_k q_k(z|x)` is the full (mixture) posterior density and
 `r` the prior. `beta = 1` gives the bounds of the papers; `beta != 1` weights the
 `log r - log q` part (the beta-VAE, and Morningstar et al.'s beta = 0.05 VIB penalty).
-`log_alpha` is `[K, batch]`, the log mixture weights of the posterior.
+`log_alpha` is `[K, batch]`, the log mixture weights of the posterior (`None` means
+K = 1). Every bound `f(log_w, log_alpha=None, ...)` returns `[batch]` bound values.
 
 With K = 1 (log_alpha = 0) SIWAE is IWAE and SELBO is ELBO: the four bounds are two
 code paths, `_stratified_mean` and `_stratified_logmeanexp`.
 
-References (equation numbers of Morningstar et al., Morningstar et al., "Automatic
-Differentiation Variational Inference with Mixtures", supplement):
+References (numbers of Morningstar et al., "Automatic Differentiation Variational
+Inference with Mixtures", supplement):
   SIWAE, Theorem A.1 (a lower bound on log p(x)); SIWAE >= IWAE for K > 1, Theorem A.2.
 """
 
@@ -103,10 +104,15 @@ def _stratified_mean(log_w, log_alpha):
     return tf.reduce_sum(tf.exp(log_alpha) * tf.reduce_mean(log_w, axis=0), axis=0)
 
 
-def _stratified_logmeanexp(log_w, log_alpha):
-    # log (1/T) sum_t sum_k alpha_k w_tk
-    num_samples = tf.cast(tf.shape(log_w)[0], log_w.dtype)
-    return tf.reduce_logsumexp(log_w + log_alpha, axis=[0, 1]) - tf.math.log(num_samples)
+def log_mean_exp(log_values: TensorLike, axis: int = 0) -> tf.Tensor:
+    """`log (1/n) sum exp(log_values)` along `axis`, stable for any magnitude."""
+    n = tf.cast(tf.shape(log_values)[axis], log_values.dtype)
+    return tf.reduce_logsumexp(log_values, axis=axis) - tf.math.log(n)
+
+
+def _stratified_logmeanexp(log_w, log_alpha, axis=0):
+    # log (1/T) sum_t sum_k alpha_k w_tk, with t along `axis` and k the axis after it
+    return log_mean_exp(tf.reduce_logsumexp(log_w + log_alpha, axis=axis + 1), axis=axis)
 
 
 def selbo(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
@@ -114,13 +120,6 @@ def selbo(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
     with the log moved inside the sums):
 
         SELBO = sum_k alpha_k(x) (1/T) sum_t log w_tk,   z_tk ~ q_k(z|x).
-
-    Args:
-      log_w: `[T, K, batch]` log-weights, eq. (1).
-      log_alpha: `[K, batch]` log mixture weights; `None` means K = 1.
-
-    Returns:
-      `[batch]` bound values.
     """
     return _stratified_mean(*_as_stratified(log_w, log_alpha))
 
@@ -132,13 +131,6 @@ def siwae(log_w: TensorLike, log_alpha: TensorLike | None = None) -> tf.Tensor:
 
     A lower bound on log p(x) for every T; for K > 1 it is at least IWAE_T
     (Theorem A.2). Computed with one logsumexp over `t` and `k`.
-
-    Args:
-      log_w: `[T, K, batch]` log-weights, eq. (1).
-      log_alpha: `[K, batch]` log mixture weights; `None` means K = 1.
-
-    Returns:
-      `[batch]` bound values.
     """
     return _stratified_logmeanexp(*_as_stratified(log_w, log_alpha))
 
@@ -185,19 +177,11 @@ def miwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
     form used in Morningstar et al.'s ablation. M = 1 is SIWAE_T; with K = 1 and M = T it is
     the ELBO.
 
-    Args:
-      log_w: `[T, K, batch]` log-weights, eq. (1).
-      log_alpha: `[K, batch]` log mixture weights; `None` means K = 1.
-      num_groups: M, a divisor of T.
-
-    Returns:
-      `[batch]` bound values.
+    `num_groups` is M, a divisor of T.
     """
     log_w, log_alpha = _as_stratified(log_w, log_alpha)
     grouped = _groups(log_w, num_groups)  # [M, L, K, batch]
-    num_inner = tf.cast(tf.shape(grouped)[1], log_w.dtype)
-    per_group = (tf.reduce_logsumexp(grouped + log_alpha, axis=[1, 2])
-                 - tf.math.log(num_inner))  # [M, batch]
+    per_group = _stratified_logmeanexp(grouped, log_alpha, axis=1)  # [M, batch]
     return tf.reduce_mean(per_group, axis=0)
 
 
@@ -210,9 +194,6 @@ def ciwae(log_w: TensorLike, log_alpha: TensorLike | None = None,
 
     on the same samples. `elbo_weight` is Rainforth's beta (not the KL weight beta of
     eq. (1)): 1 gives SELBO (ELBO for K = 1), 0 gives SIWAE (IWAE for K = 1).
-
-    Returns:
-      `[batch]` bound values.
     """
     if not 0.0 <= elbo_weight <= 1.0:
         raise ValueError(f"`elbo_weight` must be in [0, 1]; got {elbo_weight!r}.")
@@ -323,12 +304,6 @@ def objective(name: str, log_likelihood: TensorLike, log_prior: TensorLike,
         return ppd(log_likelihood, log_prior, log_posterior, log_alpha, beta)
     return bound(name, log_weights(log_likelihood, log_prior, log_posterior, beta),
                  log_alpha, **options)
-
-
-def log_mean_exp(log_values: TensorLike, axis: int = 0) -> tf.Tensor:
-    """`log (1/n) sum exp(log_values)` along `axis`, stable for any magnitude."""
-    n = tf.cast(tf.shape(log_values)[axis], log_values.dtype)
-    return tf.reduce_logsumexp(log_values, axis=axis) - tf.math.log(n)
 
 
 def mim_cross_entropy(log_posterior: TensorLike, log_data_prior: TensorLike,

@@ -1,11 +1,15 @@
 """Gaussian mixtures with a fast log-density, and stratified sampling.
 
 `GaussianMixture` is a `tfd.MixtureSameFamily` of Gaussian components (diagonal or
-full covariance) whose `log_prob` is computed in one batched triangular solve instead
-of TFP's per-sample broadcast of the `[K, d, d]` scale matrices. Under XLA on CPU the
-TFP path is about 4x slower than without XLA, while this one is not (see
-`../shared/notes/spike-tf-keras3.md` Q1); the two agree to float tolerance
-(`tests/test_distributions.py`).
+full covariance) whose `log_prob` is computed in one batched triangular solve,
+`triangular_solve(S [K, d, d], z - mu [K, d, N])`, instead of TFP's broadcast of the
+`[K, d, d]` scale matrices to every sample, which XLA on CPU runs as one tiny solve per
+(sample, component). Measured on this stack (TF 2.21, TFP 0.25, 2 CPU cores), forward
+and gradient of a K=5, d=50 full-covariance mixture log-density on `[50, 128, 50]`
+samples: TFP 88-91 ms without XLA and 807-869 ms with it; the one-solve form 5.2 ms and
+7.0 ms. In a whole training step TFP's mixture made XLA about 4x slower, the one-solve
+form kept XLA's usual 1.3x gain. The two agree to float tolerance (measured 4.6e-5;
+`tests/test_distributions.py`).
 
 `stratified_sample(q, T)` draws `T` samples from *each* component of a mixture
 (Morningstar et al., section 2: `z_tk ~ q_k(z|x)`), returning `[T, K, batch, d]` samples and

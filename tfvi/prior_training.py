@@ -160,7 +160,7 @@ def train_with_prior(model: keras.Model, data: tf.data.Dataset | ArrayLike,
       lr: learning rate of the encoder/decoder (and joint) phases.
       prior_lr: learning rate of the prior phases (default: Xu et al.'s 1e-3 then 1e-4
         for iterative; `lr` for posthoc).
-      callbacks: Keras callbacks for every phase (e.g. `tfvi.schedules.KLWarmup`).
+      callbacks: Keras callbacks for every phase (e.g. `tfvi.training.KLWarmup`).
       optimizer_fn: `lr -> optimizer` (default Adam).
       jit_compile: passed to `compile` (default: the model's default, XLA).
 

@@ -1,13 +1,5 @@
-"""Priors r(z), also importable as `tfvi.layers.X` (see `tfvi/layers/priors.py`)."""
+"""Priors r(z) under their short name: `tfvi.priors.X` is `tfvi.layers.priors.X` (one
+definition, in `tfvi/layers/priors.py`)."""
 
-from tfvi.layers.priors import (
-    MAFPrior,
-    MixtureOfGaussians,
-    Prior,
-    RealNVPPrior,
-    StandardNormal,
-    VampPrior,
-)
-
-__all__ = ["MAFPrior", "MixtureOfGaussians", "Prior", "RealNVPPrior", "StandardNormal",
-           "VampPrior"]
+from tfvi.layers.priors import *  # noqa: F401,F403
+from tfvi.layers.priors import __all__  # noqa: F401

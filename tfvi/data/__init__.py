@@ -6,7 +6,9 @@ from tfvi.data.synthetic import (
     abs_toy,
     abs_toy_likelihood,
     abs_toy_log_marginal,
+    GMM2D_LAYOUTS,
     gmm2d,
+    gmm2d_log_density,
     linear_gaussian,
 )
 from tfvi.data.transforms import binarize, dynamic_binarization
@@ -20,7 +22,9 @@ __all__ = [
     "binarize",
     "digits_dataset",
     "dynamic_binarization",
+    "GMM2D_LAYOUTS",
     "gmm2d",
+    "gmm2d_log_density",
     "linear_gaussian",
     "load_digits",
     "load_mnist5k",

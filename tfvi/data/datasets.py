@@ -36,6 +36,7 @@ from tfvi.data.digits import load_digits
 from tfvi.data.mnist5k import MNIST5K_SHAPE, load_mnist5k
 from tfvi.data.synthetic import abs_toy, gmm2d, linear_gaussian
 from tfvi.data.transforms import binarize, dynamic_binarization
+from tfvi.data.views import centre_column_indices, same_class_partners
 
 __all__ = [
     "DATASETS",
@@ -246,25 +247,6 @@ def load(name, data_dir=None, seed=0, validation_fraction=0.0):
     return bundle
 
 
-# ------------------------------------------------------------------ transforms
-def centre_column(x, image_shape):
-    """`[N, H*W*C]` images -> their centre column `[N, H*C]` (Morningstar et al., B.1)."""
-    h, w, c = image_shape
-    images = tf.reshape(x, [-1, h, w, c])
-    return tf.reshape(images[:, :, w // 2, :], [-1, h * c])
-
-
-def _same_class_partner(labels, num_classes, seed):
-    """For each example, the index of a random example of the same class (numpy)."""
-    rng = np.random.default_rng(seed)
-    partner = np.empty(len(labels), np.int64)
-    for c in range(num_classes):
-        idx = np.flatnonzero(labels == c)
-        if len(idx):
-            partner[idx] = rng.choice(idx, size=len(idx))
-    return partner
-
-
 @dataclasses.dataclass
 class Prepared:
     """Transformed splits ready for a model.
@@ -332,8 +314,8 @@ class Prepared:
             y = self._as_image(self._pixels(e["partner"]))
         else:
             y = self._as_image(x_full)
-        x = centre_column(x_full, self.bundle.image_shape) if self.view == "single_column" \
-            else self._as_image(x_full)
+        x = (tf.gather(x_full, centre_column_indices(self.bundle.image_shape), axis=1)
+             if self.view == "single_column" else self._as_image(x_full))
         if self.view == "full" and self.target == "input":
             return x
         return x, y
@@ -424,8 +406,7 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
         if labels is not None:
             e["label"] = labels
         if target == "same_class_random":
-            e["partner"] = raw_eval[_same_class_partner(labels, bundle.num_classes,
-                                                        seed + 7 + i)]
+            e["partner"] = raw_eval[same_class_partners(labels, seed + 7 + i)]
         out = prepared._batch_transform(e)
         x, y = (out, None) if not isinstance(out, tuple) else out
         x = np.asarray(x, np.float32)

@@ -6,7 +6,8 @@
   of -1.505 for d = 2 matches sigma ~ 0.05, where the exact mean log p(x) is -1.53.)
 * `linear_gaussian`: z ~ N(0, I_d), x ~ N(z W + b, s^2 I_D) with known W, b, s.
 * `gmm2d`: a mixture of five isotropic 2-D Gaussians with standard deviation 0.25
-  (Livne et al., section 5.1), with component labels.
+  (Livne, Swersky & Fleet, "MIM: Mutual Information Machine", section 5.1), with
+  component labels and its exact log-density `gmm2d_log_density`.
 """
 
 import keras
@@ -26,6 +27,8 @@ __all__ = [
     "abs_toy_likelihood",
     "linear_gaussian",
     "gmm2d",
+    "gmm2d_log_density",
+    "GMM2D_LAYOUTS",
 ]
 
 
@@ -89,12 +92,47 @@ def linear_gaussian(num_examples: int, latent_dim: int = 2, data_dim: int = 5,
 GMM2D_CENTERS = np.array(
     [[np.cos(a), np.sin(a)] for a in 2 * np.pi * np.arange(5) / 5], np.float32) * 2.0
 GMM2D_STD = 0.25
+# "paper": the authors' toy4 (MIM code, `GMMDist.factory(4)`): the origin and four means
+# on the unit circle, 4 std apart, so the components overlap; "circle": five means on a
+# circle of radius 2, well separated.
+GMM2D_LAYOUTS = {
+    "paper": np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]],
+                      np.float32),
+    "circle": GMM2D_CENTERS,
+}
 
 
-def gmm2d(num_examples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """`(x, labels)`: `[num_examples, 2]` points from five isotropic Gaussians
-    (std 0.25) centred on a circle of radius 2, and the component of each point."""
+def _gmm2d_centers(layout):
+    if isinstance(layout, str):
+        if layout not in GMM2D_LAYOUTS:
+            raise ValueError(f"`layout` must be one of {sorted(GMM2D_LAYOUTS)} or a [C, 2] "
+                             f"array of means; got {layout!r}.")
+        return GMM2D_LAYOUTS[layout]
+    centers = np.asarray(layout, np.float32)
+    if centers.ndim != 2 or centers.shape[1] != 2:
+        raise ValueError(f"`layout` as means must have shape [C, 2]; got {centers.shape}.")
+    return centers
+
+
+def gmm2d(num_examples: int, seed: int = 0, layout: str | ArrayLike = "circle",
+          std: float = GMM2D_STD) -> tuple[np.ndarray, np.ndarray]:
+    """`(x, labels)`: `[num_examples, 2]` float32 points from equally weighted isotropic
+    Gaussians (standard deviation `std`) and the int32 component of each point.
+    `layout`: "circle" (five means on a circle of radius 2), "paper" (Livne et al.'s
+    origin plus four means on the unit circle) or a `[C, 2]` array of means."""
+    _check_positive("std", std)
+    centers = _gmm2d_centers(layout)
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, len(GMM2D_CENTERS), num_examples).astype(np.int32)
-    x = GMM2D_CENTERS[labels] + GMM2D_STD * rng.standard_normal((num_examples, 2))
+    labels = rng.integers(0, len(centers), num_examples).astype(np.int32)
+    x = centers[labels] + std * rng.standard_normal((num_examples, 2))
     return x.astype(np.float32), labels
+
+
+def gmm2d_log_density(x: ArrayLike, layout: str | ArrayLike = "circle",
+                      std: float = GMM2D_STD) -> np.ndarray:
+    """Exact log P(x) `[...]` (float64) of `gmm2d`'s mixture at points `x` `[..., 2]`."""
+    centers = _gmm2d_centers(layout).astype(np.float64)
+    x = np.asarray(x, np.float64)
+    sq = np.sum((x[..., None, :] - centers) ** 2, axis=-1)
+    log_comp = -0.5 * sq / std**2 - np.log(2 * np.pi * std**2)
+    return np.logaddexp.reduce(log_comp, axis=-1) - np.log(len(centers))

@@ -1,8 +1,9 @@
 """Pure array views and targets for Morningstar et al.'s tasks (numpy in, numpy out).
 
 * `single_column(x, image_shape)`: the centre column of each image, the encoder input
-  of the single-column tasks (B.1, B.2); column `W // 2`, like the launcher's
-  `tfvi.data.datasets.centre_column`.
+  of the single-column tasks (B.1, B.2); column `W // 2`, the pixels
+  `centre_column_indices(image_shape)` name (the launcher's input pipeline gathers the
+  same ones).
 * `same_class_partners(labels, seed)` / `same_class_random_targets(x, labels, seed)`:
   for each example a random image of the same class, the target of the style-modality
   task (C.7).
@@ -12,7 +13,8 @@ import numpy as np
 
 from tfvi.types import ArrayLike
 
-__all__ = ["single_column", "same_class_partners", "same_class_random_targets"]
+__all__ = ["centre_column_indices", "single_column", "same_class_partners",
+           "same_class_random_targets"]
 
 
 def _image_shape(image_shape):
@@ -25,6 +27,12 @@ def _image_shape(image_shape):
     return shape
 
 
+def centre_column_indices(image_shape: tuple[int, ...]) -> np.ndarray:
+    """Positions `[H*C]` of column `W // 2` in a flattened `[H*W*C]` image, row by row."""
+    h, w, c = _image_shape(image_shape)
+    return np.arange(h * w * c).reshape(h, w, c)[:, w // 2, :].reshape(h * c)
+
+
 def single_column(x: ArrayLike, image_shape: tuple[int, int] = (8, 8)) -> np.ndarray:
     """`[N, H*W*C]` flattened images -> their centre column `[N, H*C]` (column W // 2)."""
     h, w, c = _image_shape(image_shape)
@@ -32,7 +40,7 @@ def single_column(x: ArrayLike, image_shape: tuple[int, int] = (8, 8)) -> np.nda
     if x.ndim != 2 or x.shape[1] != h * w * c:
         raise ValueError(
             f"`x` must have shape [N, {h * w * c}] for image_shape {image_shape}; got {x.shape}.")
-    return x.reshape(-1, h, w, c)[:, :, w // 2, :].reshape(len(x), h * c)
+    return x[:, centre_column_indices(image_shape)]
 
 
 def same_class_partners(labels: ArrayLike, seed: int = 0) -> np.ndarray:

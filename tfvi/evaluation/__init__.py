@@ -5,7 +5,6 @@ from tfvi.evaluation.active_units import (active_units, active_units_per_layer,
 from tfvi.evaluation.calibration import (
     accuracy,
     expected_calibration_error,
-    plot_reliability_diagram,
     posterior_predictive,
 )
 from tfvi.evaluation.exact import (
@@ -16,7 +15,7 @@ from tfvi.evaluation.exact import (
 from tfvi.evaluation.likelihood import chunked_iwae, iwae_log_likelihood
 
 __all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "chunked_iwae", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
-__all__ += ["accuracy", "expected_calibration_error", "plot_reliability_diagram",
+__all__ += ["accuracy", "expected_calibration_error",
             "posterior_predictive"]
 from tfvi.evaluation.mutual_information import (encoder_mutual_information,
                                                  ksg_mutual_information)
@@ -41,10 +40,9 @@ __all__ += ["gaps", "format_ais_gap_table", "ais_gap_table"]
 from tfvi.evaluation import modes  # noqa: E402  (decoded component modes, Morningstar et al. C.3)
 from tfvi.evaluation import diagnostics  # noqa: E402  (Xu et al. Table 7 row, Fig. 3)
 from tfvi.evaluation.diagnostics import (  # noqa: E402
-    plot_posterior_std_histogram,
     posterior_stds,
     prior_diagnostics,
 )
 
-__all__ += ["diagnostics", "plot_posterior_std_histogram", "posterior_stds",
+__all__ += ["diagnostics", "posterior_stds",
             "prior_diagnostics"]

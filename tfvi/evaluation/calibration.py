@@ -1,5 +1,6 @@
 """Posterior predictive classification: class probabilities, accuracy, and the
-expected calibration error of Morningstar et al., B.1, with a reliability diagram.
+expected calibration error of Morningstar et al., B.1 (`tfvi.plots.plot_reliability_diagram`
+draws its reliability diagram).
 
 Posterior predictive (B.1, "Evaluation"): for an encoder q(z|x) and classifier
 p(y|z),
@@ -18,8 +19,6 @@ gives Guo's equal-count variant). Under B.1's definition a predictor is calibrat
 when, among examples with `p(y_true) = c`, a fraction c is classified correctly.
 """
 
-from typing import Any
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -27,7 +26,7 @@ import tensorflow as tf
 from tfvi.types import ArrayLike
 
 __all__ = ["posterior_predictive", "accuracy", "expected_calibration_error",
-           "calibration_bins", "plot_reliability_diagram"]
+           "calibration_bins"]
 
 
 def _check_probs_labels(probs, labels):
@@ -135,34 +134,3 @@ def posterior_predictive(model: keras.Model, x: ArrayLike, num_samples: int = 10
         if bar is not None:
             bar.add(len(xb))
     return np.concatenate(out).astype(np.float32)
-
-
-def plot_reliability_diagram(probs: ArrayLike, labels: ArrayLike, bins: int = 10,
-                             rank_by: str = "true_class", path: str | None = None,
-                             title: str | None = None, ax: Any = None) -> Any:
-    """Reliability diagram: per-bin accuracy against confidence, with the diagonal.
-
-    Returns the matplotlib figure (saved to `path` if given).
-    """
-    from tfvi.plots import pyplot
-
-    plt = pyplot()
-
-    conf, acc, _ = calibration_bins(probs, labels, bins, rank_by)
-    ece = float(np.mean(np.abs(conf - acc)))
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4, 4))
-    else:
-        fig = ax.figure
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
-    ax.plot(conf, acc, "o-", label=f"model (ECE {ece:.3f})")
-    ax.bar(conf, acc - conf, bottom=conf, width=0.02, color="tab:red", alpha=0.4,
-           label="gap")
-    xlabel = "mean p(true class)" if rank_by == "true_class" else "mean max p(class)"
-    ax.set(xlabel=f"confidence: {xlabel}", ylabel="fraction correct", xlim=(0, 1),
-           ylim=(0, 1), title=title or f"Reliability ({bins} equal-count bins)")
-    ax.legend(loc="upper left", fontsize=8)
-    if path is not None:
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    return fig

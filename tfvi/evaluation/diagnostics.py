@@ -11,7 +11,7 @@ with log p(x) the IWAE-S estimate (`iwae_log_likelihood`, S = 1000 as in Xu et a
 B.3), so elbo = recons - kl and kl_z|x >= 0 up to estimator noise. Every density is the
 model's own: the learned prior the model actually has scores both the ELBO and the
 NLL. Active units: Var_x E_q[z_u] > 0.01 (`tfvi.evaluation.active_units`).
-`plot_posterior_std_histogram` draws Fig. 3 (left): per-dimension posterior standard
+`tfvi.plots.plot_posterior_std_histogram` draws Fig. 3 (left): per-dimension posterior standard
 deviations over the data, one histogram per model.
 """
 
@@ -28,7 +28,6 @@ from tfvi.types import ArrayLike
 __all__ = [
     "elbo_terms",
     "format_diagnostics_table",
-    "plot_posterior_std_histogram",
     "posterior_stds",
     "prior_diagnostics",
 ]
@@ -110,35 +109,6 @@ def posterior_stds(model: keras.Model, x: ArrayLike, batch_size: int = 500,
             std = tf.math.reduce_std(z, axis=0)
         out.append(std.numpy())
     return np.concatenate(out)
-
-
-def plot_posterior_std_histogram(stds: ArrayLike, path: str | None, bins: int = 50,
-                                 title: str | None = None) -> Any:
-    """Histograms of posterior standard deviations, one per model (Xu et al. Fig. 3 left).
-
-    Args:
-      stds: dict name -> array of standard deviations (any shape; flattened).
-      path: output image path (`.png`).
-    """
-    from tfvi.plots import pyplot
-
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    values = {k: np.log10(np.clip(np.ravel(v), 1e-8, None)) for k, v in stds.items()}
-    lo = min(v.min() for v in values.values())
-    hi = max(v.max() for v in values.values())
-    edges = np.linspace(lo, hi + 1e-6, bins + 1)
-    for name, v in values.items():
-        ax.hist(v, bins=edges, alpha=0.5, label=name, density=True)
-    ax.set_xlabel("log10 std of q(z|x), per dimension")
-    ax.set_ylabel("density")
-    ax.set_title(title or "posterior standard deviations")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def format_diagnostics_table(rows: dict[str, dict[str, Any]]) -> str:

@@ -104,8 +104,6 @@ def latent_codes(model: keras.Model, x: ArrayLike, batch_size: int = 1000,
     posterior, which has no analytic mean, gives its `point_estimate` as the model's
     `call` does) or one sample z ~ q(z|x) (what KSG MI is computed on), as a numpy
     `[n, latent_dim]`."""
-    import tensorflow as tf
-
     out = []
     for start in range(0, len(x), batch_size):
         xb = tf.convert_to_tensor(x[start:start + batch_size], tf.float32)
@@ -123,8 +121,6 @@ def reconstructions(model, x, seed=0, batch_size=1000):
     """Mean of p(x|z) at one sample z ~ q(z|x), `[n, D]` (Livne et al., MIM, Fig. 1's
     reconstructions), or None when the decoder's distribution has no closed-form
     mean (e.g. a known likelihood)."""
-    import tensorflow as tf
-
     out = []
     for start in range(0, len(x), batch_size):
         q = model.encoder(tf.convert_to_tensor(x[start:start + batch_size], tf.float32))

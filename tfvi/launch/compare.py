@@ -167,9 +167,9 @@ def main(argv):
         sys.exit(2)
     print(format_table(columns, rows))
     if FLAGS.csv:
-        from tfvi.callbacks import write_text_atomic
+        from tfvi.training.atomic import write_bytes
 
-        write_text_atomic(FLAGS.csv, to_csv(columns, rows))
+        write_bytes(FLAGS.csv, to_csv(columns, rows).encode("utf-8"))
         print(f"{PROG}: wrote {FLAGS.csv}")
 
 

@@ -37,7 +37,7 @@ def restore_model(workdir, prepared, strategy=None):
 
     import keras
 
-    from tfvi.callbacks import CheckpointManager
+    from tfvi.training.checkpointing import CheckpointManager
     from tfvi.launch.config import from_stored
     from tfvi.launch.registry import MODELS
     from tfvi.training.workdir import read_json

@@ -10,7 +10,7 @@ def _component_modes_plot(model, prepared, x, target, plot_dir, run=None):
     sees a whole image, else next to the target."""
     import numpy as np
 
-    from tfvi.evaluation import modes
+    from tfvi import plots
 
     shape = prepared.bundle.image_shape
     labels = prepared.eval_splits["test"][2]
@@ -20,7 +20,7 @@ def _component_modes_plot(model, prepared, x, target, plot_dir, run=None):
     shows_input = x.shape[1] == int(np.prod(shape))
     kind = "mean" if prepared.target == "same_class_random" else "mode"
     path = os.path.join(plot_dir, "component_modes.png")
-    fig = modes.plot_component_modes(
+    fig = plots.plot_component_modes(
         model, x[rows], shape, targets=(x if shows_input else target)[rows], path=path,
         kind=kind, targets_title="input" if shows_input else "target",
         title=f"{run + ': ' if run else ''}decoded component {kind}s (Morningstar et al., "

@@ -33,7 +33,7 @@ PRESETS = {
                                 encoder_hidden=["128"] * 4, decoder_hidden=["128"] * 4,
                                 activation="elu", prior="mog", epochs=50,
                                 lr_schedule="step"),
-    # Morningstar et al. B.1 on single-column digits (one cell of benchmarks/mixtures_reproduction.py's grid):
+    # Morningstar et al. B.1 on single-column digits (one cell of experiments/mixtures_reproduction.py's grid):
     # VIB, K=5 SIWAE, T=5, beta=0.05, Adam 1e-3 halved halfway (B.1: every 15000 of its
     # 30000 steps). 200 epochs of 30 steps at batch 50 = 6000 steps: B.1's 50 epochs
     # would be 1500 steps on digits, where every model is still underfit.

@@ -203,7 +203,7 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
     make files)."""
     import keras
 
-    from tfvi import callbacks as tfvi_callbacks
+    from tfvi import training as tfvi_callbacks
     from tfvi.launch.registry import MODELS, family_features
 
     family = MODELS[config.model]
@@ -237,7 +237,7 @@ def fit(config, model, train_ds, val_ds, steps, initial_epoch, callbacks):
     """`model.fit` from `initial_epoch`, its failures translated into one-line errors."""
     import tensorflow as tf
 
-    from tfvi import callbacks as tfvi_callbacks
+    from tfvi import training as tfvi_callbacks
 
     try:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch,
@@ -271,7 +271,7 @@ def check_trained_weights(model):
 
 def train_in_workdir(config, model, prepared, runtime, steps, start):
     """Under the workdir lock: resume or start, fit, write the outputs."""
-    from tfvi import callbacks as tfvi_callbacks
+    from tfvi import training as tfvi_callbacks
     from tfvi.launch import figures
     from tfvi.launch.registry import MODELS
     from tfvi.training.timing import TrainTiming

@@ -42,6 +42,7 @@ tfb = tfp.bijectors
 __all__ = [
     "ActNorm",
     "AffineCoupling",
+    "BijectorLayer",
     "InvertibleDense",
     "MADE",
     "MAFFlow",
@@ -50,12 +51,9 @@ __all__ = [
 ]
 
 
-class _FlowBlock(keras.layers.Layer):
-    """A layer whose transform is a TFP bijector over `[..., dim]`."""
-
-    def __init__(self, dim, **kwargs):
-        super().__init__(**kwargs)
-        self.dim = check_positive_int("dim", dim)
+class BijectorLayer(keras.layers.Layer):
+    """A layer whose transform is the TFP bijector `bijector()` builds from its weights:
+    `call(x)` = forward(x), `inverse(y)`, shapes `[..., d] -> [..., d]`."""
 
     def bijector(self):
         raise NotImplementedError
@@ -68,6 +66,14 @@ class _FlowBlock(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+
+class _FlowBlock(BijectorLayer):
+    """One flow block over `[..., dim]`."""
+
+    def __init__(self, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = check_positive_int("dim", dim)
 
     def get_config(self):
         config = super().get_config()
@@ -279,7 +285,7 @@ class MADE(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
-class RealNVPFlow(keras.layers.Layer):
+class RealNVPFlow(BijectorLayer):
     """f = f_K o ... o f_1, f_k = ActNorm o AffineCoupling o InvertibleDense (Xu et al. B.2).
 
     `bijector()` is f; `call(z)` = f(z), `[..., d] -> [..., d]`. As a prior (Xu et al.
@@ -320,12 +326,6 @@ class RealNVPFlow(keras.layers.Layer):
         # tfb.Chain applies its list last-to-first.
         return tfb.Chain([b.bijector() for b in reversed(self.blocks)])
 
-    def call(self, z):
-        return self.bijector().forward(z)
-
-    def inverse(self, w):
-        return self.bijector().inverse(w)
-
     def initialize(self, z):
         """Data-dependent ActNorm initialisation with inputs `z` `[..., d]` (eager)."""
         h = tf.reshape(tf.convert_to_tensor(z, tf.float32), [-1, self.latent_dim])
@@ -335,9 +335,6 @@ class RealNVPFlow(keras.layers.Layer):
             h = block.bijector().forward(h)
         return h
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
     def get_config(self):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, depth=self.depth, hidden=list(self.hidden),
@@ -346,7 +343,7 @@ class RealNVPFlow(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfvi")
-class MAFFlow(keras.layers.Layer):
+class MAFFlow(BijectorLayer):
     """K masked autoregressive flows (Papamakarios et al. 2017) with reversals between.
 
     `bijector()` maps noise u to data z (TFP's `MaskedAutoregressiveFlow` convention):
@@ -383,15 +380,6 @@ class MAFFlow(keras.layers.Layer):
         # Chain applies last-to-first: noise goes through made_{K-1} first. The loop
         # is unrolled (d is small): TFP's eager while_loop gives no gradients.
         return tfb.Chain(bijectors)
-
-    def call(self, u):
-        return self.bijector().forward(u)
-
-    def inverse(self, z):
-        return self.bijector().inverse(z)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
 
     def get_config(self):
         config = super().get_config()

@@ -17,6 +17,9 @@ from tfvi.layers.flows import MAFFlow, RealNVPFlow
 from tfvi.layers.heads import event_shape_of, float32_policy
 from tfvi.validation import check_choice, check_positive_int
 
+__all__ = ["MAFPrior", "MixtureOfGaussians", "Prior", "RealNVPPrior", "StandardNormal",
+           "VampPrior"]
+
 tfd = tfp.distributions
 tfb = tfp.bijectors
 
@@ -168,9 +171,8 @@ class MAFPrior(Prior):
 
     Args:
       latent_dim: d.
-      depth: K, the number of MAF layers.
-      hidden: MADE hidden widths.
-      activation: MADE activation.
+      depth, hidden, activation: the flow's (`MAFFlow`: K layers, MADE widths and
+        activation).
     """
 
     def __init__(self, latent_dim, depth=5, hidden=(64, 64), activation="relu", **kwargs):

@@ -44,6 +44,7 @@ from tfvi import bounds
 from tfvi.layers.priors import StandardNormal
 from tfvi.models.core import LatentVariableModel, deserialize_part, replica_loss_scale, \
     unpack_batch
+from tfvi.training.warmup import DecoderWeightWarmup
 
 __all__ = ["MIM", "DecoderWeightWarmup", "mim_callbacks"]
 
@@ -77,13 +78,13 @@ class MIM(LatentVariableModel):
     `regularizer` (R_MIM of eq. 10, >= 0) and the VAE diagnostics `elbo`,
     `reconstruction`, `kl` on the encoding samples. `evaluate` reports `loss = mim`.
 
-    `model.beta` (a non-trainable variable, 1 by default, as the VAE's, so
-    `tfvi.schedules.KLWarmup(N, start=0.0)` schedules it) weighs log p(z) wherever it enters the joints, as the
+    `model.beta` (1 by default; the VAE's variable, so `tfvi.training.KLWarmup(N,
+    start=0.0)` schedules it) weighs log p(z) wherever it enters the joints, as the
     authors' code warms up its prior term (`log p(z) = log p(z1) + beta log p(z2)`).
     On encoding samples with the marginal q(x), log q(z|x) cancels against the Jensen
     bound and the loss is E_q[-log p(x|z) - beta log p(z)]: with an encoder-sharing
     VampPrior nothing opposes shrinking every posterior onto one code, so without this
-    warm-up A-MIM collapses (`benchmarks/mim_collapse.py`).
+    warm-up A-MIM collapses (`experiments/mim_collapse.py`).
     """
 
     def __init__(self, encoder: keras.layers.Layer, decoder: keras.layers.Layer,
@@ -270,33 +271,6 @@ class MIM(LatentVariableModel):
             decoder_weight=float(self.decoder_weight.numpy()),
         )
         return config
-
-
-class DecoderWeightWarmup(keras.callbacks.Callback):
-    """Raises `model.decoder_weight` linearly from 0 to `final_weight` (1/2) over
-    `warmup_epochs` epochs (Livne et al., section 5), epoch `e` getting
-    `final_weight * min(1, e / warmup_epochs)`."""
-
-    def __init__(self, warmup_epochs, final_weight=_FULL_DECODER_WEIGHT):
-        super().__init__()
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise ValueError(f"`warmup_epochs` must be a non-negative integer; got {warmup_epochs!r}.")
-        if not 0.0 <= final_weight <= 1.0:
-            raise ValueError(f"`final_weight` must be in [0, 1]; got {final_weight!r}.")
-        self.warmup_epochs = warmup_epochs
-        self.final_weight = float(final_weight)
-
-    def weight(self, epoch):
-        if self.warmup_epochs == 0:
-            return self.final_weight
-        return self.final_weight * min(1.0, epoch / self.warmup_epochs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.decoder_weight.assign(self.weight(epoch))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["decoder_weight"] = float(self.model.decoder_weight.numpy())
 
 
 def mim_callbacks(warmup_epochs: int,

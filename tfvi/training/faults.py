@@ -12,6 +12,7 @@ there and wait until `<file>` exists (a test then acts on a live run at a known
 instant: a second run, `--overwrite`, SIGINT),
 
 so a fault lands at the same instant on any machine, with no timing-dependent sleeps.
+`FaultPoints` exposes every training batch as a point (`train_batch@<epoch>.<step>`).
 A name may carry `@<epoch>` (`checkpoint.before_rename@3`): the point then fires only
 when the launcher passes that epoch. Without these variables `point` does nothing.
 """
@@ -21,7 +22,9 @@ import os
 import signal
 import time
 
-__all__ = ["point", "KILL_ENV", "RAISE_ENV", "WAIT_ENV"]
+import keras
+
+__all__ = ["FaultPoints", "point", "KILL_ENV", "RAISE_ENV", "WAIT_ENV"]
 
 KILL_ENV = "TFVI_FAULT_KILL_AT"
 RAISE_ENV = "TFVI_FAULT_RAISE_AT"
@@ -57,3 +60,20 @@ def point(name, epoch=None, path=None):
             deadline = time.monotonic() + 600
             while not os.path.exists(release) and time.monotonic() < deadline:
                 time.sleep(0.01)  # polling a file: no machine-speed assumption
+
+
+class FaultPoints(keras.callbacks.Callback):
+    """Calls `tfvi.training.faults.point("train_batch", "<epoch>.<step>")` (1-based)
+    after every training batch; installed only when a fault variable is set."""
+
+    every_step = True  # one step per call, so every step's fault point is reached
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        point("train_batch", f"{self._epoch + 1}.{batch + 1}")

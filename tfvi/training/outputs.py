@@ -142,7 +142,7 @@ def write_outputs(f, model, prepared, family, history, train_seconds, start, wri
                                         this_invocation=time.time() - start)
     metrics["run_complete"] = True
     atomic.write_json(metrics_path, metrics, "metrics")
-    from tfvi.callbacks import write_hparams
+    from tfvi.training.tensorboard import write_hparams
 
     if not _optional("tensorboard hparams", f, prog, lambda: write_hparams(
             os.path.join(f.workdir, "tensorboard"), metrics)):

@@ -243,7 +243,7 @@ def load_workdir(path):
     model_path = os.path.join(path, MODEL_FILE)
     if os.path.isfile(model_path) and os.path.isfile(spec_path):
         return keras.saving.load_model(model_path), read_json(spec_path)
-    from tfvi.callbacks import CheckpointManager
+    from tfvi.training.checkpointing import CheckpointManager
     from tfvi.launch import families
     from tfvi.launch.components import prepare_data
     from tfvi.launch.config import from_stored

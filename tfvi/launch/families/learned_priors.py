@@ -2,7 +2,7 @@
 
 Registers `--prior=vamp|realnvp|maf` and `--posterior=realnvp` (any family), and the
 `learned_priors` feature (for the families that list it, `--model=vae`): the KL
-warm-up (`--kl_warmup_epochs`, `tfvi.schedules.KLWarmup`) and the prior-training
+warm-up (`--kl_warmup_epochs`, `tfvi.training.KLWarmup`) and the prior-training
 strategy (`--prior_training=joint|posthoc|iterative`, `tfvi.prior_training`).
 
     tfvi-train --model=vae --prior=realnvp --prior_depth=10 --prior_hidden=256 \
@@ -142,7 +142,7 @@ def learned_prior_callbacks(model, prepared, config):
     """KL warm-up and prior-training phases for a VAE-like model (`beta`, `prior`)."""
     cbs = []
     if config.kl_warmup_epochs:
-        from tfvi.schedules import KLWarmup
+        from tfvi.training.warmup import KLWarmup
 
         cbs.append(KLWarmup(config.kl_warmup_epochs, start=min(0.01, config.beta),
                             end=config.beta))

@@ -67,12 +67,11 @@ def plot_vib(model, prepared, config, plot_dir):
     import os
 
     from tfvi import plots
-    from tfvi.evaluation import calibration
 
     x, y, _ = prepared.eval_splits["test"]
     probs, labels = _predictive(model, x, y, config)
     path = os.path.join(plot_dir, "reliability.png")
-    fig = calibration.plot_reliability_diagram(
+    fig = plots.plot_reliability_diagram(
         probs, labels,
         title=f"{plots.run_name(config)}:\nreliability, test split (K={config.components}, "
               f"T={config.samples}; Morningstar et al. B.1 bins)")

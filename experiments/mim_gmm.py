@@ -2,7 +2,7 @@
 mixture of five isotropic Gaussians (std 0.25), 2-D latent, encoder and decoder with
 two tanh layers of 5, 20 or 500 units, several seeds.
 
-    python -m tfvi.experiments.mim_gmm --hidden 5 20 500 --seeds 0 1 2 3 4 --out runs/mim_gmm
+    python experiments/mim_gmm.py --hidden 5 20 500 --seeds 0 1 2 3 4 --out runs/mim_gmm
 
 (or one process per width, `--hidden 20 --out runs/mim_gmm/h20`, ..., then
 `--combine runs/mim_gmm/h5 runs/mim_gmm/h20 runs/mim_gmm/h500 --out runs/mim_gmm`).
@@ -46,36 +46,34 @@ each further seed instead of building and compiling a new model.
 import argparse
 import json
 import os
+import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
+if __package__ in (None, ""):  # run as `python experiments/X.py`: import from the repository
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfvi import data, layers, mim_plots, models
-from tfvi.evaluation import (iwae_log_likelihood, knn_accuracy, ksg_mutual_information,
-                             latent_codes, reconstruction_rmse)
-from tfvi.experiments import check_counts
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from experiments.common import check_counts  # noqa: E402
+from tfvi import data, layers, models  # noqa: E402
+from tfvi.evaluation import (  # noqa: E402
+    iwae_log_likelihood, knn_accuracy, ksg_mutual_information, latent_codes,
+    reconstruction_rmse, reconstructions)
+from tfvi.plots import mim as mim_plots  # noqa: E402
 
 MODELS = ("mim", "vae")
 METRICS = ("mi", "nll", "rmse", "knn5", "knn5_mean")
-STD = 0.25
-# The authors' toy4 (GMMDist.factory(4)): the origin plus four means on the unit circle.
-LAYOUTS = {
-    "paper": np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]],
-                      np.float32),
-    "circle": data.synthetic.GMM2D_CENTERS,
-}
+# "paper": the authors' toy4 (GMMDist.factory(4)); "circle": tfvi.data.gmm2d's default.
+LAYOUTS = data.GMM2D_LAYOUTS
 PLOT_EXTENT = {"paper": 2.0, "circle": 3.2}
 
 
 def sample_gmm(centers, num_examples, seed):
     """`(x [n, 2] float32, labels [n] int32)`: equally weighted isotropic components
-    with means `centers` `[C, 2]` and standard deviation 0.25."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, len(centers), num_examples).astype(np.int32)
-    x = centers[labels] + STD * rng.standard_normal((num_examples, 2))
-    return x.astype(np.float32), labels
+    with means `centers` `[C, 2]` and standard deviation 0.25 (`tfvi.data.gmm2d`)."""
+    return data.gmm2d(num_examples, seed, layout=centers)
 
 
 def noam_learning_rate(epoch, warmup, base=1e-3):
@@ -145,7 +143,7 @@ def evaluate(model, x_train, y_train, x_test, y_test, args, seed):
                                      seed=seed),
         "nll": float(-np.mean(iwae_log_likelihood(model, x_nll, num_samples=args.nll_samples,
                                                   seed=seed))),
-        "rmse": reconstruction_rmse(x_test, mim_plots.reconstruct(model, x_test, seed)),
+        "rmse": reconstruction_rmse(x_test, reconstructions(model, x_test, seed)),
         "knn5": knn_accuracy(z_train, y_train, z_test, y_test, k=5),
         "knn5_mean": knn_accuracy(latent_codes(model, x_train), y_train,
                                   latent_codes(model, x_test), y_test, k=5),

@@ -1,6 +1,6 @@
 """Why MIM's 5-NN accuracy and A-MIM's mutual information collapse on digits with a
 VampPrior (Livne, Swersky & Fleet, "MIM: Mutual Information Machine", Table 6 setting in
-small; `tfvi/experiments/mim_digits.py`).
+small; `experiments/mim_digits.py`).
 
 Hypothesis. On encoding samples the one-sample Jensen estimate of log q(x) (Algorithm 2)
 cancels log q(z|x), so A-MIM's loss is E_q[-log p(x|z) - log p(z)]: nothing rewards the
@@ -16,22 +16,26 @@ differ only in the encoder's scale floor (1e-4, tfvi's default; 0.0498, the auth
 clamp), recording per epoch the geometric-mean posterior scale and the mean log p(z)
 of encoding samples on the validation images, then the test metrics of mim_digits.
 
-    python benchmarks/mim_collapse.py --seeds 0 1 --out benchmarks/results/mim_collapse
+    python experiments/mim_collapse.py --seeds 0 1 --out experiments/results/mim_collapse
 """
 
 import argparse
 import json
 import os
+import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
+if __package__ in (None, ""):  # run as `python experiments/X.py`: import from the repository
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfvi import data
-from tfvi.experiments import mim_digits
-from tfvi.layers import encoders
-from tfvi.schedules import KLWarmup
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from experiments import mim_digits  # noqa: E402
+from tfvi import data  # noqa: E402
+from tfvi.layers import encoders  # noqa: E402
+from tfvi.training import KLWarmup  # noqa: E402
 
 FLOORS = {"tfvi": 1e-4, "authors": float(np.exp(-3.0))}
 # arm -> (scale floor, warm the weight of log p(z) up from 0 over the warm-up epochs)
@@ -90,7 +94,7 @@ def main(argv=None):
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--out", default="benchmarks/results/mim_collapse")
+    parser.add_argument("--out", default="experiments/results/mim_collapse")
     args = parser.parse_args(argv)
     # mim_digits' defaults for everything else (latent 8, 2x128 tanh, 100 pseudo-inputs,
     # warm-up 20 = patience, batch 128, IWAE-1000 NLL).

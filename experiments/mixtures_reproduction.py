@@ -4,13 +4,13 @@ ECE for ELBO/IWAE (K=1) and SELBO/SIWAE (K>1)), the deterministic baselines, and
 decoded component modes of a single-column VAE (C.3) and of the style-modality VAE
 (C.7: target a random image of the same class).
 
-    python benchmarks/mixtures_reproduction.py --parts toy,grid,modes,style [--epochs 50] [--seeds 0,1]
+    python experiments/mixtures_reproduction.py --parts toy,grid,modes,style [--epochs 50] [--seeds 0,1]
 
-Prints tables and writes benchmarks/results/seed000_{toy,grid,modes,style}.json and
+Prints tables and writes experiments/results/mixtures_{toy,grid,modes,style}.json and
 plots. The grid halves Adam's rate (1e-3) halfway through training, as B.1's 15000 of
 30000 steps; split seeds over processes with `--seeds 0 --grid_out
-seed000_grid_seed0.json` (and seed 1) and join them with
-`--merge seed000_grid_seed0.json,seed000_grid_seed1.json`.
+mixtures_grid_seed0.json` (and seed 1) and join them with
+`--merge mixtures_grid_seed0.json,mixtures_grid_seed1.json`.
 """
 
 import argparse
@@ -25,6 +25,7 @@ import tensorflow as tf
 
 import tfvi
 from tfvi.data import views
+from tfvi import plots
 from tfvi.evaluation import calibration, modes
 
 RESULTS = os.environ.get("MIXTURES_RESULTS") or os.path.join(
@@ -93,7 +94,7 @@ def _plot_toy(out):
     ax.set(xlabel="epoch", ylabel="training SIWAE", title=f"|z| toy, sigma={out['sigma']}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "seed000_toy.png"), dpi=100)
+    fig.savefig(os.path.join(RESULTS, "mixtures_toy.png"), dpi=100)
 
 
 # ---------------------------------------------------------------------- grid
@@ -163,9 +164,9 @@ def run_grid(args):
                       flush=True)
                 if k == 5 and objective == "siwae" and t == max(args.ts) and \
                         seed == 0:  # one file: later seeds in other processes keep it
-                    calibration.plot_reliability_diagram(
+                    plots.plot_reliability_diagram(
                         probs, yte, path=os.path.join(RESULTS,
-                                                      "seed000_reliability_siwae_k5.png"),
+                                                      "mixtures_reliability_siwae_k5.png"),
                         title=f"VIB SIWAE K=5 T={t}")
         for name, fn in (("pyramid", tfvi.models.baselines.pyramid_mlp),
                          ("bottleneck", tfvi.models.baselines.bottleneck_mlp)):
@@ -285,8 +286,8 @@ def run_modes(args):
         model.fit(xtr_col, xtr, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
         nll = -tfvi.evaluation.iwae_log_likelihood(
             model, xte_col, num_samples=100, y=arrays["test_x"]).mean()
-        path = os.path.join(RESULTS, f"seed000_modes_{objective}.png")
-        modes.plot_component_modes(model, xte_col, (8, 8), targets=arrays["test_x"],
+        path = os.path.join(RESULTS, f"mixtures_modes_{objective}.png")
+        plots.plot_component_modes(model, xte_col, (8, 8), targets=arrays["test_x"],
                                    path=path, title=f"{objective.upper()} K=5 component modes")
         out[objective] = {"test_nll_iwae100": float(nll), "plot": os.path.basename(path)}
         print(f"modes {objective}: test NLL (IWAE-100) {nll:.3f}; plot {path}", flush=True)
@@ -325,9 +326,9 @@ def run_style(args):
         diff = np.abs(decoded[:, :, None] - decoded[:, None, :]).mean(-1)  # [N, K, K]
         spread = float(np.mean(np.einsum("nk,nj,nkj->n", alpha, alpha, diff)))
         eff = float(np.mean(np.exp(-np.sum(alpha * np.log(alpha + 1e-12), axis=1))))
-        path = os.path.join(RESULTS, f"seed000_style_modes_{objective}.png")
+        path = os.path.join(RESULTS, f"mixtures_style_modes_{objective}.png")
         order = np.argsort(labels_test, kind="stable")[::len(labels_test) // 8][:8]
-        modes.plot_component_modes(model, x_test[order], (8, 8), targets=x_test[order],
+        plots.plot_component_modes(model, x_test[order], (8, 8), targets=x_test[order],
                                    path=path, kind="mean", targets_title="input",
                                    title=f"C.7 style modes (decoder means), "
                                    f"{objective.upper()} K=5")
@@ -360,8 +361,8 @@ def main():
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--lr_decay_steps", type=int, default=0,
                         help="x0.5 every this many steps (0: halfway, as B.1)")
-    parser.add_argument("--grid_out", default="seed000_grid.json",
-                        help="grid JSON name in benchmarks/results/")
+    parser.add_argument("--grid_out", default="mixtures_grid.json",
+                        help="grid JSON name in experiments/results/")
     parser.add_argument("--merge", default="",
                         help="comma-separated grid JSONs in results/ to merge into "
                         "--grid_out (no training)")
@@ -386,7 +387,7 @@ def main():
                      ("style", run_style)):
         if part in args.parts.split(","):
             result = fn(args)
-            name = args.grid_out if part == "grid" else f"seed000_{part}.json"
+            name = args.grid_out if part == "grid" else f"mixtures_{part}.json"
             with open(os.path.join(RESULTS, name), "w") as f:
                 json.dump(result, f, indent=1)
 

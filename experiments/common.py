@@ -1,4 +1,4 @@
-"""Reproduction scripts for the seed papers' experiments (`python -m tfvi.experiments.X`)."""
+"""What the reproduction scripts share (their command-line checks)."""
 
 
 def check_counts(parser, args, positive=(), non_negative=()):

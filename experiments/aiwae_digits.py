@@ -10,9 +10,9 @@ Each is scored with `tfvi.evaluation.gaps.ais_gap_table`: NLL(test/train) by AIS
 split), NVLB = -IWAE-5000, variational and generalisation gaps, active units. The
 training split is scored on a fixed binarisation (seed 2) of its probabilities.
 
-    python benchmarks/aiwae_digits.py [--epochs 100] [--max_examples 100]
+    python experiments/aiwae_digits.py [--epochs 100] [--max_examples 100]
 
-Prints the table and writes `benchmarks/results/aiwae_digits.json`.
+Prints the table and writes `experiments/results/aiwae_digits.json`.
 """
 
 import argparse
@@ -23,7 +23,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import tfvi  # noqa: E402
 from tfvi.evaluation.gaps import format_ais_gap_table, ais_gap_table  # noqa: E402
@@ -66,7 +65,7 @@ def main():
                         help="override the preset's number of temperatures")
     parser.add_argument("--seed", type=int, default=0, help="init, data order, AIS seed")
     parser.add_argument("--out", default="aiwae_digits.json",
-                        help="JSON file name under benchmarks/results/")
+                        help="JSON file name under experiments/results/")
     args = parser.parse_args()
 
     arrays = tfvi.data.load_digits()

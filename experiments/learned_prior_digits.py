@@ -5,8 +5,8 @@ epochs, same KL warm-up (beta 0.01 -> 1, Xu et al. B.3), ELBO with one sample
 (Xu et al. B.3). Reports for each model, on the fixed test binarisation: NLL
 (IWAE-1000, scored under the prior the model has), elbo, reconstruction,
 E KL(q(z|x)||p(z)), E KL(q(z|x)||p(z|x)) = log p(x) - elbo, active units; writes
-`benchmarks/results/learned_prior_digits.json` and the posterior-std histogram
-(Xu et al. Fig. 3) `benchmarks/results/learned_prior_digits_stds_<setting>.png`.
+`experiments/results/learned_prior_digits.json` and the posterior-std histogram
+(Xu et al. Fig. 3) `experiments/results/learned_prior_digits_stds_<setting>.png`.
 
 Each run is one named setting (`--setting`); its rows are merged into the JSON under
 `settings/<name>` so several settings (latent size, flow size, epochs) can be compared.
@@ -14,7 +14,7 @@ Each run is one named setting (`--setting`); its rows are merged into the JSON u
 prior, Xu et al. eq. 4), `vamp` (VampPrior, Livne et al. 5.2, pseudo-inputs from training
 data).
 
-    python benchmarks/learned_prior_digits.py --setting latent32 --latent 32 \
+    python experiments/learned_prior_digits.py --setting latent32 --latent 32 \
         [--epochs 200] [--depth 10] [--priors standard,realnvp,vamp]
 """
 
@@ -24,11 +24,11 @@ import os
 import time
 
 import keras
-import numpy as np
 
 import tfvi
+from tfvi import plots
 from tfvi.evaluation import diagnostics
-from tfvi.schedules import KLWarmup
+from tfvi.training import KLWarmup
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 STEPS_PER_EPOCH = 15  # 1500 training digits at batch 100
@@ -115,7 +115,7 @@ def main():
                 print(f"NLL gain of the {kind} prior over N(0, I): "
                       f"{rows['standard']['nll'] - rows[kind]['nll']:.3f} nats")
     os.makedirs(RESULTS, exist_ok=True)
-    diagnostics.plot_posterior_std_histogram(
+    plots.plot_posterior_std_histogram(
         stds, os.path.join(RESULTS, f"learned_prior_digits_stds_{args.setting}.png"),
         title=f"digits, latent {args.latent}: priors {args.priors} (K={args.depth})")
     path = os.path.join(RESULTS, "learned_prior_digits.json")

@@ -9,34 +9,21 @@ Swersky & Fleet, "MIM: Mutual Information Machine". `figure1`/`figure2` save a P
 * `figure1`: both rows for several models side by side (e.g. VAE and MIM at 5, 20,
   500 hidden units);
 * `figure2`: metrics versus hidden units, mean +/- std over seeds, one line per model.
+
+Every number drawn comes from elsewhere: P(x) from `tfvi.data.gmm2d_log_density`, the
+reconstructions from `tfvi.evaluation.reconstructions`.
 """
 
 import numpy as np
 import tensorflow as tf
 from matplotlib.patches import Circle, Ellipse
 
-from tfvi.data.synthetic import GMM2D_CENTERS, GMM2D_STD
+from tfvi.data.synthetic import GMM2D_CENTERS, GMM2D_STD, gmm2d_log_density
 from tfvi.evaluation.representation import reconstructions
-from tfvi.plots import pyplot, save_figure, titled
+from tfvi.plots.style import pyplot, save_figure, titled
 
-__all__ = ["gmm2d_log_density", "reconstruct", "posterior_moments", "data_panel",
-           "latent_panel", "figure1", "figure1_figure", "figure2", "figure2_figure"]
-
-
-def gmm2d_log_density(x, centers=GMM2D_CENTERS, std=GMM2D_STD):
-    """log P(x) `[...]` of an equally weighted mixture of isotropic 2-D Gaussians
-    (`centers` `[C, 2]`, standard deviation `std`; default: `tfvi.data.gmm2d`'s)."""
-    x = np.asarray(x, np.float64)
-    centers = np.asarray(centers, np.float64)
-    sq = np.sum((x[..., None, :] - centers) ** 2, axis=-1)
-    log_comp = -0.5 * sq / std**2 - np.log(2 * np.pi * std**2)
-    return np.logaddexp.reduce(log_comp, axis=-1) - np.log(len(centers))
-
-
-def reconstruct(model, x, seed=0):
-    """Mean of p(x|z) at one sample z ~ q(z|x), `[n, D]` (what Fig. 1 shows); the
-    metric lives in `tfvi.evaluation.reconstructions`, this name is kept for callers."""
-    return reconstructions(model, x, seed)
+__all__ = ["posterior_moments", "data_panel", "latent_panel", "figure1", "figure1_figure",
+           "figure2", "figure2_figure"]
 
 
 def posterior_moments(model, x):
@@ -51,7 +38,7 @@ def data_panel(ax, model, x_test, extent=3.2, title=None, seed=0, centers=GMM2D_
     gx, gy = np.meshgrid(grid, grid)
     density = np.exp(gmm2d_log_density(np.stack([gx, gy], -1), centers, std))
     ax.contour(gx, gy, density, levels=6, colors="k", linewidths=0.6)
-    rec = reconstruct(model, x_test, seed)
+    rec = reconstructions(model, x_test, seed)
     ax.scatter(rec[:, 0], rec[:, 1], s=3, c="tab:red", alpha=0.6)
     ax.set_xlim(-extent, extent)
     ax.set_ylim(-extent, extent)

@@ -1,14 +1,22 @@
-"""Schedules that assign a model's non-trainable hyper-parameters between epochs.
+"""Warm-ups: callbacks that raise a model's non-trainable weight variable between epochs.
 
-`KLWarmup`: the KL annealing of Xu et al. B.3 (Bowman et al. 2016): the weight beta on
-`log p(z) - log q(z|x)` in the log-weights (`tfvi.bounds.log_weights`) rises linearly
-from `start` (0.01) to `end` (1) over the first `epochs` epochs and stays at `end`.
-It assigns `model.beta` (a `keras.Variable`), so the compiled step is not retraced.
+* `KLWarmup`: the KL annealing of Xu et al., "On the Necessity and Effectiveness of
+  Learning the Prior of Variational Auto-Encoder", B.3 (after Bowman et al. 2016): the
+  weight beta on `log p(z) - log q(z|x)` in the log-weights (`tfvi.bounds.log_weights`)
+  rises linearly from `start` (0.01) to `end` (1) over the first `epochs` epochs and
+  stays at `end`. It assigns `model.beta`.
+* `DecoderWeightWarmup`: the decoder-weight warm-up of Livne, Swersky & Fleet, "MIM:
+  Mutual Information Machine", section 5. It assigns `model.decoder_weight`.
+
+Both assign a `keras.Variable`, so the compiled step is not retraced.
 """
 
 import keras
 
-__all__ = ["KLWarmup", "warmup_beta"]
+__all__ = ["DecoderWeightWarmup", "KLWarmup", "warmup_beta"]
+
+# MIM's decoder weight once warmed up: the 1/2 of Livne et al.'s symmetric mixture.
+FULL_DECODER_WEIGHT = 0.5
 
 
 def warmup_beta(epoch, epochs, start=0.01, end=1.0):
@@ -60,3 +68,30 @@ class KLWarmup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["beta"] = float(self.model.beta.numpy())
+
+
+class DecoderWeightWarmup(keras.callbacks.Callback):
+    """Raises `model.decoder_weight` linearly from 0 to `final_weight` (1/2) over
+    `warmup_epochs` epochs (Livne et al., section 5), epoch `e` getting
+    `final_weight * min(1, e / warmup_epochs)`."""
+
+    def __init__(self, warmup_epochs, final_weight=FULL_DECODER_WEIGHT):
+        super().__init__()
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(f"`warmup_epochs` must be a non-negative integer; got {warmup_epochs!r}.")
+        if not 0.0 <= final_weight <= 1.0:
+            raise ValueError(f"`final_weight` must be in [0, 1]; got {final_weight!r}.")
+        self.warmup_epochs = warmup_epochs
+        self.final_weight = float(final_weight)
+
+    def weight(self, epoch):
+        if self.warmup_epochs == 0:
+            return self.final_weight
+        return self.final_weight * min(1.0, epoch / self.warmup_epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.decoder_weight.assign(self.weight(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["decoder_weight"] = float(self.model.decoder_weight.numpy())

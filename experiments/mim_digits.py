@@ -2,7 +2,7 @@
 architecture and a VampPrior on the binarised 8x8 digits (scikit-learn's bundled set,
 the offline stand-in for MNIST).
 
-    python -m tfvi.experiments.mim_digits --seeds 0 1 2 --out runs/mim_digits
+    python experiments/mim_digits.py --seeds 0 1 2 --out runs/mim_digits
 
 Every model: Gaussian encoder q(z|x) and Bernoulli decoder p(x|z), two tanh layers
 of `--hidden` units, `--latent` latent dimensions, VampPrior p(z) = (1/M) sum_m
@@ -39,19 +39,23 @@ the table.
 import argparse
 import json
 import os
+import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
+if __package__ in (None, ""):  # run as `python experiments/X.py`: import from the repository
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfvi import data, layers, models, priors
-from tfvi.evaluation import (cluster_scores, encoder_mutual_information,
-                             iwae_log_likelihood, knn_accuracy, ksg_mutual_information,
-                             latent_codes)
-from tfvi.experiments import check_counts
-from tfvi.experiments.mim_gmm import reset_to
-from tfvi.schedules import KLWarmup
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from experiments.common import check_counts  # noqa: E402
+from experiments.mim_gmm import reset_to  # noqa: E402
+from tfvi import data, layers, models, priors  # noqa: E402
+from tfvi.evaluation import (  # noqa: E402
+    cluster_scores, encoder_mutual_information, iwae_log_likelihood, knn_accuracy,
+    ksg_mutual_information, latent_codes)
+from tfvi.training import KLWarmup  # noqa: E402
 
 MODELS = ("vae", "mim", "amim")
 METRICS = ("nll", "elbo", "mi_q", "mi", "knn5", "knn5_mean", "nmi")

@@ -1,8 +1,8 @@
 """Xu et al. Table 1 (and Table 7's columns) at CPU scale on `mnist5k`, as resumable
 launcher workdirs.
 
-    python benchmarks/table1_xu.py                      # the full grid (hours on 2 cores)
-    python benchmarks/table1_xu.py --smoke              # 1 epoch, 1 seed, tiny evaluation
+    python experiments/table1_xu.py                      # the full grid (hours on 2 cores)
+    python experiments/table1_xu.py --smoke              # 1 epoch, 1 seed, tiny evaluation
 
 Grid: DenseVAE, ConvVAE, ResnetVAE (`--architecture`, Xu et al. B.2 networks) x
 {N(0, I), jointly trained Real NVP prior (K = 20 blocks, B.2)} x seeds {0, 1, 2};
@@ -19,9 +19,9 @@ scaled to it (1e-3, 1e-4, 1e-5 for 10 epochs each: `--lr_schedule=step` with dec
 Per cell: test NLL by IWAE-1000 (the launcher's final evaluation on the fixed test
 binarisation), the AIS estimate (`tfvi-eval --ais_temperatures=100 --ais_chains=4`)
 on the first 100 test digits, active units, and Table 7's elbo, recons, kl and
-kl_z|x = NLL + elbo. Each run lives in `benchmarks/results/table1_xu/<cell>/`: an
+kl_z|x = NLL + elbo. Each run lives in `experiments/results/table1_xu/<cell>/`: an
 interrupted grid continues from the checkpoints when rerun. Writes
-`benchmarks/results/table1_xu.json` with every cell (mean, sd, standard error over
+`experiments/results/table1_xu.json` with every cell (mean, sd, standard error over
 seeds) and the paper's orderings checked, and prints the table.
 """
 
