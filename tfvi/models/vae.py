@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tfvi import bounds, estimators, input_pipeline, regularizers
+from tfvi import bounds, estimators, input_pipeline, precision, regularizers
 from tfvi.distributions import stratified_sample
 from tfvi.layers.heads import event_shape_of
 from tfvi.layers.priors import StandardNormal
@@ -306,7 +306,7 @@ class VAE(keras.Model):
         `tfvi.input_pipeline`; an integer is used as given).
         """
         if jit_compile is None:
-            jit_compile = not tf.distribute.has_strategy()
+            jit_compile = precision.auto_jit_compile(self)
         self.auto_steps_per_execution = steps_per_execution is None
         super().compile(optimizer=optimizer, jit_compile=jit_compile,
                         steps_per_execution=steps_per_execution or 1, **kwargs)
