@@ -82,8 +82,9 @@ def test_good_proposal_within_002_nats(linear):
     # Every example is individually close too; the chains agree (ESS near 16).
     assert np.abs(err).max() < 0.25
     assert ess.numpy().mean() > 12
-    # The step-size adaptation holds acceptance near its 0.6 target.
-    assert 0.5 < float(tf.reduce_mean(acceptance)) < 0.7
+    # The step-size adaptation holds acceptance at or above its 0.6 target (above when
+    # the pi/2 trajectory cap binds, as it does on this near-Gaussian target).
+    assert float(tf.reduce_mean(acceptance)) > 0.55
 
 
 def test_error_shrinks_with_temperatures(linear):

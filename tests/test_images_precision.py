@@ -1,9 +1,12 @@
 """Mixed precision (bfloat16 on CPU): the networks compute in bfloat16, every
-log-density and bound in float32, and a short training run ends within 0.5 nats of
-the float32 model trained the same way (same initial weights, data and seeds).
+log-density and bound in float32, and a short training run ends within 0.1 nats of
+the float32 model trained the same way (same initial weights, data and seeds; truth:
+the float32 model's bound). This is what lets `tfvi.precision` choose bfloat16 for
+convolutional networks.
 
-The 0.5-nat tolerance is the issue's; the comparison is deterministic (fixed seeds,
-no shuffling, a fixed evaluation seed), so the only difference is bfloat16 rounding.
+The 0.1-nat tolerance is issue 16's; the comparison is deterministic (fixed seeds,
+no shuffling, a fixed evaluation seed), so the only difference is bfloat16 rounding
+(measured 0.08 nats; `mixed_float16` moves the bound by 2.6).
 """
 
 import keras
@@ -48,7 +51,7 @@ def digits():
     return (np.random.default_rng(0).random(probs.shape) < probs).astype(np.float32)
 
 
-def test_bfloat16_networks_float32_bounds_within_half_a_nat(digits):
+def test_bfloat16_networks_float32_bounds_within_a_tenth_of_a_nat(digits):
     _, _, elbo32 = train_and_score("float32", digits)
     model, terms, elbo16 = train_and_score("mixed_bfloat16", digits)
     assert model.encoder.network.layers[0].compute_dtype == "bfloat16"
@@ -58,4 +61,10 @@ def test_bfloat16_networks_float32_bounds_within_half_a_nat(digits):
     for name in ("log_likelihood", "log_prior", "log_posterior"):
         assert terms[name].dtype == tf.float32
         assert np.all(np.isfinite(terms[name].numpy()))
-    assert np.isfinite(elbo16) and abs(elbo16 - elbo32) < 0.5, (elbo16, elbo32)
+    # training moved the bound by far more than the tolerance, so the check has teeth
+    keras.utils.set_random_seed(0)
+    untrained = conv_vae()
+    elbo0 = float(tf.reduce_mean(untrained.bound_values(
+        untrained.log_weight_terms(digits, seed=tf.constant([5, 5])))["elbo"]))
+    assert elbo32 - elbo0 > 10.0, (elbo0, elbo32)
+    assert np.isfinite(elbo16) and abs(elbo16 - elbo32) < 0.1, (elbo16, elbo32)

@@ -30,8 +30,9 @@ Implementation notes (measured in `benchmarks/ais.py`):
   acceptance probability of the example's chains (as Wu et al. 2016 adapt one global
   step), and optionally the proposal's standard deviation per dimension as a diagonal
   preconditioner; `u ~ U[1 - j, 1 + j]` per chain and transition, and the adapted
-  trajectory `L step_size[t] exp(m_b)` capped (`ais_log_marginal`: j = 0.5, pi/2
-  proposal standard deviations; without them the adapted sampler lost to a fixed
+  trajectory `L step_size[t] exp(m_b)` capped (the defaults of `ais_chain`, hence of
+  `ais_log_marginal`, AIS evaluation, BDMC and AIWAE: j = 0.5, pi/2 proposal standard
+  deviations; without them the adapted sampler lost to a fixed
   step on an easy target, benchmarks/ais_accuracy.py). A proposal whose
   log-density is NaN/inf is rejected by TFP's Metropolis-Hastings step; here it
   also halves that example's step size, so a too
@@ -54,7 +55,8 @@ from tfvi.validation import check_positive_int
 
 tfd = tfp.distributions
 
-__all__ = ["ais_log_marginal", "ais_chain", "annealing_schedule", "AISResult", "SCHEDULES"]
+__all__ = ["ais_log_marginal", "ais_chain", "annealing_schedule", "trajectory_cap", "AISResult",
+           "SCHEDULES"]
 
 SCHEDULES = ("linear", "sigmoid")
 # Below this inverse temperature log p is evaluated directly rather than recovered
@@ -124,11 +126,24 @@ def _value_and_grad(fn, z):
     return tfp.math.value_and_gradient(fn, z)
 
 
+def trajectory_cap(max_trajectory_length, adapt_step_size, precondition):
+    """The cap `ais_chain` applies: "auto" -> pi/2 proposal standard deviations when the
+    step is both adapted and preconditioned, else None (a fixed `step_size` is used as
+    given); a positive number or None as given."""
+    if isinstance(max_trajectory_length, str) and max_trajectory_length == "auto":
+        return (DEFAULT_MAX_TRAJECTORY_LENGTH if adapt_step_size and precondition
+                else None)
+    if max_trajectory_length is not None and not max_trajectory_length > 0:
+        raise ValueError("`max_trajectory_length` must be positive, None or 'auto'; got "
+                         f"{max_trajectory_length!r}.")
+    return max_trajectory_length
+
+
 def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_steps,
               step_size, seed, adapt_step_size=True, target_accept_prob=0.6,
               adaptation_rate=0.5, precondition=True, init_state=None,
               num_temperatures=None, num_pilot_chains=DEFAULT_PILOT_CHAINS,
-              step_jitter=0.0, max_trajectory_length=None):
+              step_jitter=DEFAULT_STEP_JITTER, max_trajectory_length="auto"):
     """The AIS loop on tensors (traceable; call it inside `tf.function`).
 
     Args:
@@ -160,7 +175,8 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
         direction of the target is stuck at a trajectory length that returns the
         chain to where it started. 0: no jitter.
       max_trajectory_length: cap on the adapted `L * step_size[t] * exp(m_b)`, in
-        units of the preconditioner (the proposal's standard deviation), or None.
+        units of the preconditioner (the proposal's standard deviation), or None;
+        "auto" (`trajectory_cap`): pi/2 when the step is adapted and preconditioned.
         The adaptation may not raise the trajectory above it; a `step_size[t]`
         already above it is used as given (m_b <= 0).
         Acceptance alone (0.6) drives a preconditioned step to about one proposal
@@ -176,6 +192,8 @@ def ais_chain(target_log_prob_fn, proposal, betas, *, num_chains, num_leapfrog_s
     """
     betas = tf.convert_to_tensor(betas, tf.float32)
     step_size = tf.convert_to_tensor(step_size, tf.float32)
+    max_trajectory_length = trajectory_cap(max_trajectory_length, adapt_step_size,
+                                           precondition)
     capacity = tf.shape(betas)[0] - 1
     num_transitions = capacity if num_temperatures is None else num_temperatures - 1
     seed_init, seed_loop = tfp.random.split_seed(seed)
@@ -379,12 +397,8 @@ def ais_log_marginal(target_log_prob_fn, proposal, *, num_temperatures,
         num_pilot_chains = check_positive_int("num_pilot_chains", num_pilot_chains)
     if not 0.0 <= step_jitter < 1.0:
         raise ValueError(f"`step_jitter` must be in [0, 1); got {step_jitter!r}.")
-    if isinstance(max_trajectory_length, str) and max_trajectory_length == "auto":
-        max_trajectory_length = (DEFAULT_MAX_TRAJECTORY_LENGTH
-                                 if adapt_step_size and precondition else None)
-    elif max_trajectory_length is not None and not max_trajectory_length > 0:
-        raise ValueError("`max_trajectory_length` must be positive, None or 'auto'; got "
-                         f"{max_trajectory_length!r}.")
+    max_trajectory_length = trajectory_cap(max_trajectory_length, adapt_step_size,
+                                           precondition)
 
     def run(betas_t, steps_t, seed_t):
         return ais_chain(target_log_prob_fn, proposal, betas_t, num_chains=num_chains,

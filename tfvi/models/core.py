@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tfvi import bounds, input_pipeline
+from tfvi import bounds, input_pipeline, precision
 from tfvi.distributions import stratified_sample
 from tfvi.estimators import grouped_gradients
 from tfvi.layers.heads import event_shape_of
@@ -251,15 +251,14 @@ class LatentVariableModel(keras.Model):
 
     def compile(self, optimizer="adam", jit_compile=None, steps_per_execution=None,
                 **kwargs):
-        """Keras `compile`; `jit_compile` defaults to XLA when no strategy is active.
-
-        Measured in `benchmarks/train_throughput.py`: XLA speeds the training step up
-        on CPU; under `MirroredStrategy` XLA fails (variables on several devices), so
-        it is off there. `steps_per_execution=None` lets `fit` choose it (see
+        """Keras `compile`; `jit_compile=None` asks `tfvi.precision.auto_jit_compile`:
+        XLA for dense networks, not for convolutional ones (slower under XLA on CPU,
+        `benchmarks/resnet_throughput.py`), never under a strategy (XLA fails with
+        variables on several devices). `steps_per_execution=None` lets `fit` choose it (see
         `tfvi.input_pipeline`; an integer is used as given).
         """
         if jit_compile is None:
-            jit_compile = not tf.distribute.has_strategy()
+            jit_compile = precision.auto_jit_compile(self)
         self.auto_steps_per_execution = steps_per_execution is None
         super().compile(optimizer=optimizer, jit_compile=jit_compile,
                         steps_per_execution=steps_per_execution or 1, **kwargs)
