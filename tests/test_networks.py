@@ -94,3 +94,42 @@ def test_networks_under_heads_round_trip_through_keras_files(name, tmp_path):
                                   model.encoder.posterior_parameters(X)["loc"])
     np.testing.assert_array_equal(clone.decoder.decoder_parameters(Z)["logits"],
                                   model.decoder.decoder_parameters(Z)["logits"])
+
+
+def test_gated_layers_are_h_times_sigmoid_g_and_count_their_weights():
+    """Tomczak & Welling's gated layers: out = h(x) * sigmoid(g(x)), two twin layers."""
+    x = np.random.default_rng(2).normal(size=(3, 5)).astype(np.float32)
+    dense_layer = networks.GatedDense(4)
+    out = dense_layer(x).numpy()
+    h = x @ dense_layer.h.kernel.numpy() + dense_layer.h.bias.numpy()
+    g = x @ dense_layer.g.kernel.numpy() + dense_layer.g.bias.numpy()
+    np.testing.assert_allclose(out, h / (1.0 + np.exp(-g)), rtol=1e-5, atol=1e-6)
+    conv_layer = networks.GatedConv2D(6, 3, strides=2)
+    assert conv_layer(X).shape == (2, 14, 14, 6)
+    assert conv_layer.count_params() == 2 * conv(3, 1, 6)
+    streams = networks.GatedStreams(2, (0, 7))
+    y = streams(x).numpy()
+    np.testing.assert_array_equal(y[:, :2], x[:, :2])
+    assert y.shape == (3, 9) == streams.compute_output_shape((3, 5))
+    with pytest.raises(ValueError, match="split"):
+        networks.GatedStreams(0)
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5])
+def test_hvae_networks_have_the_vampprior_code_shapes(width):
+    """Tomczak & Welling's convHVAE at `width`: 294 features on 28x28 for both encoder
+    branches, the decoder's features keep the image size with 64 * width channels."""
+    top = networks.hvae_top_encoder(width)
+    assert top(X).shape == (2, 294)
+    c = [round(32 * width), round(64 * width)]
+    plan = [(1, c[0], 7), (c[0], c[0], 3), (c[0], c[1], 5), (c[1], c[1], 3), (c[1], 6, 3)]
+    assert top.count_params() == sum(2 * conv(k, a, b) for a, b, k in plan)
+    assert networks.hvae_lower_features(width)(X).shape == (2, 294)
+    z = np.concatenate([Z[:, :10], Z[:, :6]], axis=1)
+    decoder = networks.hvae_decoder(10, (28, 28, 1), width)
+    assert decoder(z).shape == (2, 28, 28, round(64 * width))
+    units = round(300 * width)
+    assert networks.hvae_lower_posterior(294, width)(
+        np.zeros((2, 294 + 6), np.float32)).shape == (2, units)
+    assert networks.hvae_lower_prior(width)(Z[:, :6]).shape == (2, units)
+    assert networks.hvae_pixel_conditioning(10)(z).shape == (2, 28, 28, 2)

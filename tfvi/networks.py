@@ -30,11 +30,21 @@ Conv(64, s2) -> Conv(4 * latent, 7x7 valid) -> Flatten` (the example's final Den
 our head); decoder `z as [1, 1, d] -> DeConv(64, H/4 x H/4 valid) -> DeConv(64) ->
 DeConv(64, s2) -> DeConv(32) -> DeConv(32, s2) -> DeConv(32)`; the example's final
 linear 5x5 convolution to the image channels is replaced by our 1x1 linear head.
+
+Tomczak & Welling, "VAE with a VampPrior" (their convHVAE, L = 2, the image model of
+Livne et al., "MIM: Mutual Information Machine", section 5.2): gated layers
+`h(x) * sigmoid(g(x))` (`GatedDense`, `GatedConv2D`) throughout; the networks of the
+two-level HVAE are `hvae_top_encoder`, `hvae_lower_features`, `hvae_lower_posterior`,
+`hvae_lower_prior` and `hvae_decoder`, all scaled by one `width` (1.0 is the paper's
+32/64 channels and 300 units). `tfvi.layers.conv_hvae` puts them under their heads.
 """
 
 import keras
+import numpy as np
 
-__all__ = ["ResidualBlock", "conv_vae_decoder", "conv_vae_encoder", "dense_vae_decoder",
+__all__ = ["GatedConv2D", "GatedDense", "GatedStreams", "ResidualBlock",
+           "hvae_decoder", "hvae_lower_features", "hvae_lower_posterior", "hvae_lower_prior",
+           "hvae_pixel_conditioning", "hvae_top_encoder", "conv_vae_decoder", "conv_vae_encoder", "dense_vae_decoder",
            "dense_vae_encoder", "resnet_vae_decoder", "resnet_vae_encoder",
            "tfp_example_decoder", "tfp_example_encoder", "ARCHITECTURES", "ARCHITECTURE_NAMES",
            "decoder_network", "encoder_network"]
@@ -188,6 +198,164 @@ def tfp_example_decoder(event_shape=(28, 28, 1), base_depth=32, name="tfp_exampl
         deconv(2 * base_depth, size // 4, padding="valid"), deconv(2 * base_depth, 5),
         deconv(2 * base_depth, 5, 2), deconv(base_depth, 5), deconv(base_depth, 5, 2),
         deconv(base_depth, 5)], name=name)
+
+
+class _Gated(keras.layers.Layer):
+    """`activation(h(x)) * sigmoid(g(x))` for two twin layers h, g made by `_twin`."""
+
+    def __init__(self, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activation
+        self.act = keras.activations.get(activation)
+        self.h, self.g = self._twin("h"), self._twin("g")
+
+    def build(self, input_shape):
+        self.h.build(input_shape)
+        self.g.build(input_shape)
+        self.built = True
+
+    def call(self, x):
+        return self.act(self.h(x)) * keras.ops.sigmoid(self.g(x))
+
+    def compute_output_shape(self, input_shape):
+        return self.h.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(activation=self.activation)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvi")
+class GatedDense(_Gated):
+    """Tomczak & Welling's gated dense layer: `[..., n] -> [..., units]`."""
+
+    def __init__(self, units, activation=None, **kwargs):
+        self.units = int(units)
+        super().__init__(activation, **kwargs)
+
+    def _twin(self, name):
+        return keras.layers.Dense(self.units, name=name)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="tfvi")
+class GatedConv2D(_Gated):
+    """Tomczak & Welling's gated convolution ("same" padding): `[n, H, W, C] ->
+    [n, ceil(H / strides), ceil(W / strides), filters]`."""
+
+    def __init__(self, filters, kernel_size=3, strides=1, activation=None, **kwargs):
+        self.filters, self.kernel_size, self.strides = int(filters), int(kernel_size), int(strides)
+        super().__init__(activation, **kwargs)
+
+    def _twin(self, name):
+        return keras.layers.Conv2D(self.filters, self.kernel_size, self.strides,
+                                   padding="same", name=name)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package="tfvi")
+class GatedStreams(keras.layers.Layer):
+    """Two inputs packed as one: `concat[f(x[..., :split]), g(x[..., split:])]`.
+
+    f and g are `GatedDense(units)` layers, or the identity where `units` is 0. It is
+    how Tomczak & Welling's networks read two sources (x features and z2; z1 and z2)
+    while tfvi's heads pass one tensor. `[..., n] -> [..., first + second]`.
+    """
+
+    def __init__(self, split, units=(0, 0), **kwargs):
+        super().__init__(**kwargs)
+        self.split = int(split)
+        self.units = tuple(int(u) for u in units)
+        if len(self.units) != 2 or min(self.units) < 0 or self.split <= 0:
+            raise ValueError(f"GatedStreams needs split > 0 and two units >= 0; got "
+                             f"split={split!r}, units={units!r}.")
+        self.streams = [GatedDense(u, name=f"stream_{i}") if u else None
+                        for i, u in enumerate(self.units)]
+
+    def build(self, input_shape):
+        sizes = (self.split, int(input_shape[-1]) - self.split)
+        for stream, size in zip(self.streams, sizes):
+            if stream is not None:
+                stream.build(tuple(input_shape)[:-1] + (size,))
+        self.built = True
+
+    def call(self, x):
+        parts = (x[..., :self.split], x[..., self.split:])
+        return keras.ops.concatenate(
+            [p if s is None else s(p) for s, p in zip(self.streams, parts)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        sizes = (self.split, int(input_shape[-1]) - self.split)
+        return tuple(input_shape)[:-1] + (sum(u or n for u, n in zip(self.units, sizes)),)
+
+    def get_config(self):
+        return {**super().get_config(), "split": self.split, "units": list(self.units)}
+
+
+def _scaled(n, width):
+    return max(1, int(round(n * width)))
+
+
+def _gated_convs(plan, width, name):
+    """`[(filters, kernel, stride)]` gated convolutions (filters scaled by `width`,
+    except the last layer's 6 channels) ending in Flatten."""
+    convs = [GatedConv2D(_scaled(c, width) if i < len(plan) - 1 else c, k, s)
+             for i, (c, k, s) in enumerate(plan)]
+    return keras.Sequential(convs + [keras.layers.Flatten()], name=name)
+
+
+def hvae_top_encoder(width=1.0, name="hvae_top_encoder"):
+    """h(x) of q(z2|x): `[n, H, W, C] -> [n, ceil(H/4) * ceil(W/4) * 6]` (294 on 28x28)."""
+    return _gated_convs(((32, 7, 1), (32, 3, 2), (64, 5, 1), (64, 3, 2), (6, 3, 1)),
+                        width, name)
+
+
+def hvae_lower_features(width=1.0, name="hvae_lower_features"):
+    """The x-branch of q(z1|x, z2): `[n, H, W, C] -> [n, ceil(H/4) * ceil(W/4) * 6]`."""
+    return _gated_convs(((32, 3, 1), (32, 3, 2), (64, 3, 1), (64, 3, 2), (6, 3, 1)),
+                        width, name)
+
+
+def hvae_lower_posterior(num_features, width=1.0, name="hvae_lower_posterior"):
+    """q(z1|x, z2)'s trunk over `concat[features(x) [F], z2]`: z2 through a gated dense
+    layer of F units, then a joint gated dense layer of 300 `width` units."""
+    return keras.Sequential([GatedStreams(num_features, (0, num_features)),
+                             GatedDense(_scaled(300, width))], name=name)
+
+
+def hvae_lower_prior(width=1.0, name="hvae_lower_prior"):
+    """p(z1|z2)'s trunk: two gated dense layers of 300 `width` units."""
+    return keras.Sequential([GatedDense(_scaled(300, width)), GatedDense(_scaled(300, width))],
+                            name=name)
+
+
+def hvae_decoder(lower_dim, event_shape=(28, 28, 1), width=1.0, num_convs=4,
+                 name="hvae_decoder"):
+    """p(x|z1, z2)'s network over `z = concat[z1 (lower_dim), z2]`: `[n, d1 + d2] ->
+    [n, H, W, 64 width]`. z1 and z2 each through a gated dense layer of 300 `width`
+    units, a joint gated dense layer to H * W * C reshaped to the image, then `num_convs`
+    gated 3x3 convolutions of 64 `width` channels (the head adds the 1x1 output layer)."""
+    units = _scaled(300, width)
+    size = int(np.prod(event_shape))
+    return keras.Sequential(
+        [GatedStreams(int(lower_dim), (units, units)), GatedDense(size),
+         keras.layers.Reshape(tuple(int(s) for s in event_shape))]
+        + [GatedConv2D(_scaled(64, width), 3) for _ in range(int(num_convs))], name=name)
+
+
+def hvae_pixel_conditioning(lower_dim, event_shape=(28, 28, 1), name="hvae_pixel_conditioning"):
+    """The PixelHVAE's h(z1, z2) for its PixelCNN: z1 and z2 each through a gated dense
+    layer to H * W * C, stacked as channels: `[n, d1 + d2] -> [n, H, W, 2 C]`."""
+    height, width_, channels = (int(s) for s in event_shape)
+    size = height * width_ * channels
+    return keras.Sequential([GatedStreams(int(lower_dim), (size, size)),
+                             keras.layers.Reshape((height, width_, 2 * channels))], name=name)
 
 
 # Xu et al.'s networks by --architecture name: (encoder factory, decoder factory).

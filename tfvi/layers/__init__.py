@@ -12,6 +12,7 @@ from tfvi.layers.hierarchical import (
     ConditionalGaussian,
     HierarchicalEncoder,
     HierarchicalPrior,
+    conv_hvae,
 )
 from tfvi.layers.mlp import MLP
 from tfvi.layers.pixelcnn import PixelCNN, PixelCNNDecoder
@@ -44,6 +45,7 @@ __all__ = [
     "ConditionalGaussian",
     "HierarchicalEncoder",
     "HierarchicalPrior",
+    "conv_hvae",
     "MLP",
     "PixelCNN",
     "PixelCNNDecoder",

@@ -1,0 +1,123 @@
+"""What the hvae reproduction scripts share: resumable cells, timing, mean +- std tables.
+
+A *cell* is one trained model (a dict such as `{"model": "mim", "seed": 0}`). Each cell
+writes `<out>/cells/<key>.json` when it is done (via a temporary file, so a killed run
+leaves no half-written cell) and is skipped when the script is run again, so a long
+reproduction resumes where it stopped. `finish` writes `<out>/results.json` (arguments,
+every cell, the table) and prints the table.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["base_parser", "cell_key", "finish", "format_table", "run_cells", "summarize",
+           "binarized_batches"]
+
+
+def base_parser(description, out_default):
+    """argparse with the flags every script has: --out, --seeds, --smoke."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=out_default,
+                        help="output root: cells/*.json, results.json")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="random seeds (initialisation, sampling, data order)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny data, widths and budgets: checks the script end to end "
+                        "in seconds (numbers meaningless)")
+    return parser
+
+
+def cell_key(cell):
+    return "__".join(f"{k}={v}" for k, v in cell.items())
+
+
+def _write_json(path, payload):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_cells(out, cells, run_cell):
+    """Runs `run_cell(cell) -> {metric: value}` for every cell not yet on disk.
+
+    Each row is the cell, its metrics, `wall_s`, `cpu_s` (this process's CPU time) and
+    the load average at its end. Returns every row, in the order of `cells`.
+    """
+    os.makedirs(os.path.join(out, "cells"), exist_ok=True)
+    rows = []
+    for cell in cells:
+        path = os.path.join(out, "cells", cell_key(cell) + ".json")
+        if os.path.exists(path):
+            with open(path) as f:
+                rows.append(json.load(f))
+            print(f"done before: {cell_key(cell)}", flush=True)
+            continue
+        wall, cpu = time.time(), time.process_time()
+        row = dict(cell)
+        row.update(run_cell(cell))
+        row.update(wall_s=time.time() - wall, cpu_s=time.process_time() - cpu,
+                   load_average=list(os.getloadavg()))
+        _write_json(path, row)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def summarize(rows, group_keys, metrics):
+    """Mean and std (over seeds) of each metric per group: a list of dicts."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in group_keys), []).append(row)
+    table = []
+    for key, members in groups.items():
+        entry = dict(zip(group_keys, key), seeds=len(members),
+                     wall_s=float(np.sum([m["wall_s"] for m in members])),
+                     cpu_s=float(np.sum([m["cpu_s"] for m in members])))
+        for metric in metrics:
+            values = np.array([m[metric] for m in members if m.get(metric) is not None],
+                              np.float64)
+            entry[metric] = [float(values.mean()), float(values.std())] if values.size else None
+        table.append(entry)
+    return table
+
+
+def format_table(table, group_keys, metrics):
+    head = " ".join(f"{k:>8}" for k in group_keys) + f" {'seeds':>5} " + " ".join(
+        f"{m:>17}" for m in metrics) + f" {'cpu_s':>8}"
+    lines = [head]
+    for e in table:
+        cells = " ".join("n/a".rjust(17) if e[m] is None else
+                         f"{e[m][0]:9.3f}+-{e[m][1]:6.3f}" for m in metrics)
+        lines.append(" ".join(f"{e[k]!s:>8}" for k in group_keys)
+                     + f" {e['seeds']:>5} {cells} {e['cpu_s']:8.0f}")
+    return "\n".join(lines)
+
+
+def finish(out, args, rows, group_keys, metrics):
+    """Writes `<out>/results.json` and prints the table; returns the table."""
+    table = summarize(rows, group_keys, metrics)
+    _write_json(os.path.join(out, "results.json"),
+                {"args": vars(args), "cells": rows, "table": table,
+                 "wall_s": float(sum(r["wall_s"] for r in rows)),
+                 "cpu_s": float(sum(r["cpu_s"] for r in rows)),
+                 "load_average": list(os.getloadavg())})
+    print(format_table(table, group_keys, metrics), flush=True)
+    return table
+
+
+def binarized_batches(probs, batch_size, seed):
+    """Training batches of `probs` binarised afresh each epoch (a seeded stream)."""
+    probs = np.asarray(probs, np.float32)
+
+    def binarize(p):
+        return tf.cast(tf.random.uniform(tf.shape(p), seed=seed) < p, tf.float32)
+
+    return (tf.data.Dataset.from_tensor_slices(probs)
+            .shuffle(len(probs), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size).map(binarize))
