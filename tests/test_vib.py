@@ -183,7 +183,7 @@ def test_style_modality_preset_trains_on_same_class_targets(tmp_path):
         "--eval_max_examples=50", "--noplots", "--noexport", "--verbose=0",
         f"--workdir={tmp_path / 'w'}")
     metrics = T.train(f)
-    assert (f.model, f.target, f.view, f.components, f.objective) == (
+    assert tuple(map(metrics["flags"].get, ("model", "target", "view", "components", "objective"))) == (
         "vae", "same_class_random", "full", 5, "siwae")
     assert metrics["epochs_trained"] == 1
     assert np.isfinite(metrics["test"]["nll"])
