@@ -203,7 +203,7 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
     make files)."""
     import keras
 
-    from tfvi import training as tfvi_callbacks
+    from tfvi import training
     from tfvi.launch.registry import MODELS, family_features
 
     family = MODELS[config.model]
@@ -211,13 +211,13 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
     for plugin in family_features(family) + [family]:
         if plugin.callbacks is not None:
             cbs += list(plugin.callbacks(model, prepared, config))
-    cbs += [tfvi_callbacks.NaNGuard(), timing, checkpoint,
-            tfvi_callbacks.TensorBoardScalars(os.path.join(config.workdir, "tensorboard"))]
+    cbs += [training.NaNGuard(), timing, checkpoint,
+            training.TensorBoardScalars(os.path.join(config.workdir, "tensorboard"))]
     if any(os.environ.get(v) for v in (faults.KILL_ENV, faults.RAISE_ENV, faults.WAIT_ENV)):
-        cbs.append(tfvi_callbacks.FaultPoints())
+        cbs.append(training.FaultPoints())
     x_test, y_test, _ = prepared.eval_splits["test"]
     if prepared.bundle.image_shape is not None and prepared.target != "label":
-        cbs.append(tfvi_callbacks.ImageSummaries(
+        cbs.append(training.ImageSummaries(
             os.path.join(config.workdir, "tensorboard", "images"), x_test,
             x_test if y_test is None else y_test, prepared.bundle.image_shape,
             seed=config.seed))
@@ -225,11 +225,9 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
         cbs.append(keras.callbacks.EarlyStopping(patience=config.early_stopping_patience,
                                                  restore_best_weights=True))
     if config.strategy == "multi_worker":
-        from tfvi.distribute import PeerWatchdog
-
         # A dead peer normally surfaces as UnavailableError (see `fit`); this is the
         # backstop if the collective hangs instead.
-        cbs.append(PeerWatchdog(config.worker_timeout_seconds + 30.0))
+        cbs.append(training.PeerWatchdog(config.worker_timeout_seconds + 30.0))
     return cbs
 
 
@@ -237,21 +235,19 @@ def fit(config, model, train_ds, val_ds, steps, initial_epoch, callbacks):
     """`model.fit` from `initial_epoch`, its failures translated into one-line errors."""
     import tensorflow as tf
 
-    from tfvi import training as tfvi_callbacks
+    from tfvi import training
 
     try:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch,
                   steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
                   verbose=config.verbose, shuffle=False)
-    except tfvi_callbacks.NonFiniteLossError as err:
+    except training.NonFiniteLossError as err:
         raise RunError(f"training stopped: {err}") from None
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.CancelledError, tf.errors.InternalError) as err:
         if config.strategy != "multi_worker":
             raise
-        from tfvi.distribute import PeerWatchdog
-
-        PeerWatchdog.cancel()
+        training.PeerWatchdog.cancel()
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise RunError(f"training stopped: a worker of the --strategy=multi_worker "
                        f"cluster failed or stopped responding ({type(err).__name__}: "
@@ -271,10 +267,9 @@ def check_trained_weights(model):
 
 def train_in_workdir(config, model, prepared, runtime, steps, start):
     """Under the workdir lock: resume or start, fit, write the outputs."""
-    from tfvi import training as tfvi_callbacks
+    from tfvi import training
     from tfvi.launch import figures
     from tfvi.launch.registry import MODELS
-    from tfvi.training.timing import TrainTiming
 
     wanted = config.to_dict()
     resuming = check_workdir(config, wanted)
@@ -283,13 +278,13 @@ def train_in_workdir(config, model, prepared, runtime, steps, start):
         return previous
     atomic.sweep(config.workdir)
     atomic.write_json(os.path.join(config.workdir, "flags.json"), wanted, "flags")
-    manager = tfvi_callbacks.CheckpointManager(os.path.join(config.workdir, "checkpoints"),
+    manager = training.CheckpointManager(os.path.join(config.workdir, "checkpoints"),
                                                keep=config.checkpoint_keep)
     state = restore(config, model, manager, runtime) if resuming else None
     state = state or {}
     initial_epoch = min(state.get("epoch", 0), config.epochs)
-    checkpoint = tfvi_callbacks.CheckpointCallback(manager, state.get("history", {}))
-    timing = TrainTiming(checkpoint.extra_state, state.get("train_seconds", 0.0))
+    checkpoint = training.CheckpointCallback(manager, state.get("history", {}))
+    timing = training.TrainTiming(checkpoint.extra_state, state.get("train_seconds", 0.0))
     if initial_epoch < config.epochs:
         train_ds, val_ds = fit_data(config, prepared, steps, initial_epoch)
         fit(config, model, train_ds, val_ds, steps, initial_epoch,
