@@ -145,7 +145,7 @@ def run_grid(args):
                 model.compile(keras.optimizers.Adam(schedule), jit_compile=args.jit)
                 t0 = time.time()
                 if args.burn_in_epochs:
-                    tfvi.burn_in.burn_in(model, xtr, ytr, epochs=args.burn_in_epochs,
+                    tfvi.training.burn_in.burn_in(model, xtr, ytr, epochs=args.burn_in_epochs,
                                          seed=seed, verbose=0)
                 hist = model.fit(xtr, ytr, batch_size=args.batch_size, epochs=args.epochs,
                                  verbose=0)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tfvi
-from tfvi.burn_in import BurnIn, burn_in, burn_in_loss
+from tfvi.training.burn_in import BurnIn, burn_in, burn_in_loss
 from tfvi.data import views
 
 

@@ -154,7 +154,8 @@ def test_vib_table_shows_accuracy_and_ece():
 
 
 def test_burn_in_progress_bar_has_a_total_and_the_summary_its_own_line(capsys):
-    from tfvi import burn_in, layers, models
+    from tfvi import layers, models
+    from tfvi.training import burn_in
 
     model = models.VAE(layers.GaussianEncoder(2, hidden=(4,)),
                        layers.BernoulliDecoder(6, hidden=(4,)), input_dim=6, seed=0)

@@ -20,7 +20,7 @@ from tfvi.version import __version__  # noqa: E402
 __all__ = ["__version__", "bounds", "data", "distributions", "evaluation", "layers", "models",
            "priors"]
 __all__ += ["mcmc"]
-from tfvi import burn_in, estimators  # noqa: E402  (Morningstar et al.: B.3 burn-in, gradient estimators)
+from tfvi import estimators, training  # noqa: E402  (gradient estimators; callbacks, burn-in, workdirs)
 from tfvi.training.workdir import load_workdir  # noqa: E402  (a tfvi-train workdir's model)
 
 __all__ += ["load_workdir"]

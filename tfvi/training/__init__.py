@@ -19,6 +19,7 @@
 """
 
 from tfvi.training import atomic, burn_in, faults, lock  # noqa: F401
+from tfvi.training.burn_in import BurnIn
 from tfvi.training.checkpointing import CheckpointCallback, CheckpointManager
 from tfvi.training.faults import FaultPoints
 from tfvi.training.nan_guard import NaNGuard, NonFiniteLossError
@@ -27,7 +28,7 @@ from tfvi.training.timing import TrainTiming
 from tfvi.training.warmup import DecoderWeightWarmup, KLWarmup
 from tfvi.training.watchdog import PeerWatchdog
 
-__all__ = ["CheckpointCallback", "CheckpointManager", "DecoderWeightWarmup", "FaultPoints",
+__all__ = ["BurnIn", "CheckpointCallback", "CheckpointManager", "DecoderWeightWarmup", "FaultPoints",
            "ImageSummaries", "KLWarmup", "NaNGuard", "NonFiniteLossError", "PeerWatchdog",
            "TensorBoardScalars", "TrainTiming", "atomic", "burn_in", "faults", "lock",
            "write_hparams"]

@@ -8,12 +8,12 @@ from tfvi.launch.registry import Feature, Flag, register_feature
 
 
 def burn_in_callbacks(model, prepared, config):
-    """[`tfvi.burn_in.BurnIn`] when `--burn_in_epochs` > 0, else []. The burn-in runs
+    """[`tfvi.training.BurnIn`] when `--burn_in_epochs` > 0, else []. The burn-in runs
     once, when `fit` starts a fresh run (a resumed run has optimizer steps and skips
     it: its weights already went through burn-in)."""
     if not config.burn_in_epochs:
         return []
-    from tfvi.burn_in import BurnIn
+    from tfvi.training.burn_in import BurnIn
 
     class FreshRunBurnIn(BurnIn):
         def on_train_begin(self, logs=None):
