@@ -42,7 +42,7 @@ def missing_from_build(root):
     lists = build_lists(root)
     return {
         "TFVI_SRCS": [m for m in files(root, "tfvi/**/*.py") if m not in lists["TFVI_SRCS"]],
-        "TESTS": [t for t in files(root, "tests/test_*.py") if t not in lists["TESTS"]],
+        "TESTS": [t for t in files(root, "tests/**/test_*.py") if t not in lists["TESTS"]],
     }
 
 

@@ -268,7 +268,7 @@ def _image_scenario(strategy):
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist") / "result.json"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
                PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(out)],
@@ -418,7 +418,7 @@ def test_evaluation_never_imports_distribute():
     import ast
     import pathlib
 
-    root = pathlib.Path(__file__).absolute().parents[1] / "tfvi"
+    root = pathlib.Path(__file__).absolute().parents[2] / "tfvi"
     for path in (root / "evaluation").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else

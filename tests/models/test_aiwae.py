@@ -125,12 +125,12 @@ def test_launcher_trains_aiwae(tmp_path):
 
 
 def test_legacy_aiwae_file_loads_with_identical_outputs():
-    """`tests/data/legacy_aiwae.keras` was saved at commit 14c64fa, when AIWAE subclassed
+    """`tests/fixtures/legacy_aiwae.keras` was saved at commit 14c64fa, when AIWAE subclassed
     VAE (its config carried `objective_options`/`gradient_estimator` and its own
     variables `[beta, step_sizes]`); its outputs then are in `legacy_aiwae_outputs.npz`."""
     import os
 
-    data = os.path.join(os.path.dirname(__file__), "data")
+    data = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
     want = np.load(os.path.join(data, "legacy_aiwae_outputs.npz"))
     model = keras.saving.load_model(os.path.join(data, "legacy_aiwae.keras"), safe_mode=True)
     assert isinstance(model, tfvi.models.AIWAE) and not isinstance(model, tfvi.models.VAE)

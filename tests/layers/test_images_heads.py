@@ -3,7 +3,7 @@
 Truths: numpy recomputations of the heads (dense + reshape, 1x1 linear convolution,
 skip connection, Bernoulli log-likelihood summed over every event axis), slice-by-slice
 evaluation for the flattened sample axes, and outputs stored by the code that predates
-networks (tests/data/legacy_mlp_*, written by the MLP-only layers).
+networks (tests/fixtures/legacy_mlp_*, written by the MLP-only layers).
 """
 
 import pathlib
@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfvi import layers, models
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).parents[1] / "fixtures"
 RNG = np.random.default_rng(0)
 EVENT = (6, 6, 1)
 

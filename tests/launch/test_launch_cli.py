@@ -270,7 +270,7 @@ def test_docs_cli_training_lines_are_valid_commands():
     import pathlib
     import shlex
 
-    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     lines = [line for line in text.splitlines() if line.startswith("tfvi-train ")]
     assert len(lines) >= 5
     for line in lines:

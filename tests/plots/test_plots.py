@@ -11,7 +11,7 @@ import pytest
 from tfvi import layers, models, plots
 from tfvi.evaluation import reconstruction_rmse, reconstructions, representation_metrics
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN = "w7 (vae/siwae)"
 
 
