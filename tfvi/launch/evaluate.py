@@ -19,13 +19,13 @@ adds a metric selectable with `--metrics` (e.g. AIS, registered by its family mo
 """
 
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from tfvi.launch import flags as tfvi_flags  # noqa: E402
 from tfvi.launch.eval_ais import ais_metrics, ais_settings, restore_model  # noqa: E402,F401
 
 FLAGS = flags.FLAGS
@@ -143,8 +143,7 @@ def define_flags():
 
 
 def _error(message, status=2):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(status)
+    tfvi_flags.exit_with_error(PROG, message, status)
 
 
 def resolve_export(path):
@@ -182,16 +181,14 @@ def load_export(export_dir):
     """`(tfvi.json dict, loaded SavedModel)`; one `ValueError` naming the bad file."""
     import tensorflow as tf
 
-    from tfvi.training.workdir import WorkdirError, read_json
+    from tfvi.training.workdir import read_defining_json
 
     meta_path = os.path.join(export_dir, "tfvi.json")
-    if not os.path.exists(meta_path):
-        raise ValueError(f"--path={export_dir}: {meta_path} is missing, so this SavedModel "
-                         "is not a tfvi export (re-export it with tfvi-train --reevaluate).")
-    try:
-        meta = read_json(meta_path)
-    except WorkdirError as err:
-        raise ValueError(f"--path={export_dir}: {err}.") from None
+    meta = read_defining_json(
+        meta_path,
+        missing=f"--path={export_dir}: {meta_path} is missing, so this SavedModel is not a "
+                "tfvi export (re-export it with tfvi-train --reevaluate).",
+        damaged=f"--path={export_dir} is not a readable tfvi export.")
     for key in ("input_dim", "has_target"):
         if key not in meta:
             raise ValueError(f"--path={export_dir}: {meta_path} has no {key!r}; it is not "
@@ -360,11 +357,7 @@ def main(argv):
         _error("interrupted; nothing was written.", status=130)
 
 
-def parse_flags(argv):
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        _error(str(err).splitlines()[0])
+parse_flags = tfvi_flags.flags_parser(PROG)
 
 
 def run():

@@ -213,3 +213,23 @@ def flag_dict(flag_values=FLAGS, include_run_control=False):
     run-control flags)."""
     values, explicit = read_flags(flag_values)
     return run_config.RunConfig(values, explicit).to_dict(include_run_control)
+
+
+def exit_with_error(prog, message, status=2):
+    """One line `<prog>: error: <message>` on stderr, then exit with `status` (2: bad
+    usage, 1: the run failed, 130: interrupted)."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def flags_parser(prog):
+    """An absl `flags_parser` for `app.run` that reports a bad flag in one line
+    (exit status 2) instead of absl's usage dump."""
+
+    def parse(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as err:
+            exit_with_error(prog, str(err).splitlines()[0])
+
+    return parse

@@ -77,8 +77,7 @@ class RunError(Exception):
 
 
 def _error(message, status=2):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    sys.exit(status)
+    tfvi_flags.exit_with_error(PROG, message, status)
 
 
 def _say(message):
@@ -345,12 +344,7 @@ def main(argv):
                "command to resume.", status=130)
 
 
-def parse_flags(argv):
-    """absl parsing that reports a bad flag in one line (exit status 2)."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as err:
-        _error(str(err).splitlines()[0])
+parse_flags = tfvi_flags.flags_parser(PROG)
 
 
 def setup():

@@ -90,30 +90,21 @@ def _remove(path):
 
 def write_bytes(path, data, fault_name="file", epoch=None):
     """Writes `data` (bytes) to `path` atomically; raises `DiskFullError` on ENOSPC."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=TMP_PREFIX)
-    try:
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, umask_mode(False))
-            faults.point(f"{fault_name}.before_rename", epoch, path)
-        except OSError as err:
-            if err.errno == errno.ENOSPC:
-                raise DiskFullError(path, len(data)) from None
-            raise
-        os.replace(tmp, path)
-        _fsync_dir(parent)
-    finally:
-        _remove(tmp)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    write_with(path, write, fault_name, epoch=epoch, size=len(data))
 
 
-def write_with(path, writer, fault_name="file"):
+def write_with(path, writer, fault_name="file", epoch=None, size=None):
     """Atomic write through a callable: `writer(tmp_path)` writes a temporary sibling
-    with `path`'s suffix (Keras' `model.save` needs `.keras`), then it is renamed."""
+    with `path`'s suffix (Keras' `model.save` needs `.keras`), then it is renamed.
+    ENOSPC becomes `DiskFullError(path, size)` (`size`: the bytes to write, else the
+    bytes written so far)."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=TMP_PREFIX,
@@ -123,10 +114,10 @@ def write_with(path, writer, fault_name="file"):
         try:
             writer(tmp)
             os.chmod(tmp, umask_mode(False))
-            faults.point(f"{fault_name}.before_rename", path=path)
+            faults.point(f"{fault_name}.before_rename", epoch, path)
         except Exception as err:  # Keras/zipfile/h5py may wrap ENOSPC
             if _is_disk_full(err):
-                raise DiskFullError(path, _tree_size(tmp)) from None
+                raise DiskFullError(path, _tree_size(tmp) if size is None else size) from None
             raise
         os.replace(tmp, path)
         _fsync_dir(parent)

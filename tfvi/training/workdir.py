@@ -72,14 +72,12 @@ def check_workdir(workdir, wanted, overwrite, present, defined):
     flags_path = os.path.join(workdir, "flags.json")
     if not entries(workdir):
         return False
-    if not os.path.exists(flags_path):
-        raise ValueError(f"--workdir={workdir} exists, is not empty and is not a tfvi "
-                          "workdir (no flags.json); choose another --workdir.")
-    try:
-        previous = read_json(flags_path)
-    except WorkdirError as err:
-        raise WorkdirError(f"{err}: the workdir's defining file is damaged; restore it, "
-                           "or pass --overwrite to start this workdir afresh.") from None
+    previous = read_defining_json(
+        flags_path,
+        missing=f"--workdir={workdir} exists, is not empty and is not a tfvi workdir (no "
+                "flags.json); choose another --workdir.",
+        damaged="the workdir's defining file is damaged; restore it, or pass --overwrite "
+                "to start this workdir afresh.", damaged_type=WorkdirError)
     # A flag the stored run did not have and this command leaves at its default (a flag
     # added since, or tfvi-eval's flags when both launchers share one process) changes
     # nothing about the run.
@@ -104,6 +102,18 @@ def check_workdir(workdir, wanted, overwrite, present, defined):
              if previous.get(k) != wanted.get(k)]
     raise ValueError(f"--workdir={workdir} was written with different flags "
                       f"({'; '.join(diffs[:6])}); use another --workdir or pass --overwrite.")
+
+
+def read_defining_json(path, missing, damaged, damaged_type=ValueError):
+    """`read_json(path)` of a file that says what a directory is: `ValueError(missing)`
+    when it does not exist, `damaged_type("<why>: <damaged>")` when it is not a JSON
+    object."""
+    if not os.path.exists(path):
+        raise ValueError(missing)
+    try:
+        return read_json(path)
+    except WorkdirError as err:
+        raise damaged_type(f"{err}: {damaged}") from None
 
 
 def read_json(path, kind=dict):
