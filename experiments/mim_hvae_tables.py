@@ -39,7 +39,7 @@ import tfvi  # noqa: E402
 from tfvi.evaluation import (encoder_mutual_information, iwae_log_likelihood,  # noqa: E402
                              knn_accuracy, latent_codes, reconstruction_rmse, reconstructions)
 from tfvi.layers.hierarchical import conv_hvae  # noqa: E402
-from tfvi.schedules import KLWarmup  # noqa: E402
+from tfvi.training import KLWarmup  # noqa: E402
 
 MODELS = ("vae", "mim", "amim")
 METRICS = ("nll", "mi_q", "knn5", "recon", "epochs")

@@ -39,7 +39,7 @@ from tfvi.data.projection import apply_view  # noqa: E402
 from tfvi.evaluation import (iwae_log_likelihood, knn_accuracy,  # noqa: E402
                              ksg_mutual_information, latent_codes, reconstruction_rmse,
                              reconstructions)
-from tfvi.schedules import KLWarmup  # noqa: E402
+from tfvi.training import KLWarmup  # noqa: E402
 
 MODELS = ("vae", "mim")
 METRICS = ("ksg_mi", "nll", "recon", "knn5")

@@ -34,7 +34,7 @@ from hvae_cells import base_parser, binarized_batches, finish, run_cells  # noqa
 import tfvi  # noqa: E402
 from tfvi import networks  # noqa: E402
 from tfvi.evaluation import iwae_log_likelihood  # noqa: E402
-from tfvi.schedules import KLWarmup  # noqa: E402
+from tfvi.training import KLWarmup  # noqa: E402
 
 PRIORS = ("normal", "realnvp")
 METRICS = ("nll", "elbo", "kl")

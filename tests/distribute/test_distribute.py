@@ -39,7 +39,7 @@ def _run_scenario():
 
     import tfvi
     from tfvi.evaluation import iwae_log_likelihood
-    from tfvi.models import vae as vae_module
+    from tfvi import seeds
 
     strategy = distribute.create_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     rng = np.random.default_rng(0)
@@ -86,8 +86,8 @@ def _run_scenario():
 
     originals = {name: mod for name, mod in sys.modules.items()
                  if name.startswith("tfvi") and getattr(mod, "replica_seed", None)
-                 is vae_module.replica_seed}
-    original_replica_seed = vae_module.replica_seed
+                 is seeds.replica_seed}
+    original_replica_seed = seeds.replica_seed
 
     def emulated_logs(family, init):
         model = build(family)

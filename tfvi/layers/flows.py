@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvi.layers.heads import float32_policy
 from tfvi.layers.mlp import MLP
 from tfvi.validation import check_positive_int
 
@@ -54,6 +55,9 @@ __all__ = [
 class BijectorLayer(keras.layers.Layer):
     """A layer whose transform is the TFP bijector `bijector()` builds from its weights:
     `call(x)` = forward(x), `inverse(y)`, shapes `[..., d] -> [..., d]`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**float32_policy(kwargs))  # log-determinants in float32
 
     def bijector(self):
         raise NotImplementedError
@@ -168,9 +172,10 @@ class AffineCoupling(_FlowBlock):
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         self.num_masked = self.dim // 2
-        self.trunk = MLP(self.hidden, activation, name="trunk")
+        self.trunk = MLP(self.hidden, activation, name="trunk", dtype=self.dtype_policy)
         self.shift_and_scale = keras.layers.Dense(
-            2 * (self.dim - self.num_masked), kernel_initializer="zeros", name="shift_and_scale")
+            2 * (self.dim - self.num_masked), kernel_initializer="zeros", name="shift_and_scale",
+            dtype=self.dtype_policy)
         self.trunk.build((None, self.num_masked))
         self.shift_and_scale.build(self.trunk.compute_output_shape((None, self.num_masked)))
 
@@ -256,16 +261,18 @@ class MADE(keras.layers.Layer):
     flow at the start); log_scale is soft-clipped to (-5, 5) for stability."""
 
     def __init__(self, dim, hidden=(64, 64), activation="relu", **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**float32_policy(kwargs))  # a density's conditioner: float32
         self.dim = check_positive_int("dim", dim)
         self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
         masks = made_masks(self.dim, self.hidden)
         self.hidden_layers = [
-            MaskedDense(h, m, activation=activation, name=f"masked_{i}")
+            MaskedDense(h, m, activation=activation, name=f"masked_{i}",
+                        dtype=self.dtype_policy)
             for i, (h, m) in enumerate(zip(self.hidden, masks[:-1]))]
         out_mask = np.concatenate([masks[-1], masks[-1]], axis=1)
         self.output_layer = MaskedDense(2 * self.dim, out_mask, kernel_initializer="zeros",
+                                        dtype=self.dtype_policy,
                                         name="masked_out")
 
     def build(self, input_shape=None):

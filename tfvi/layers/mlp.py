@@ -21,7 +21,8 @@ class MLP(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self._activation_name = activation
         self.dense_layers = [
-            keras.layers.Dense(h, activation=activation, name=f"dense_{i}")
+            keras.layers.Dense(h, activation=activation, name=f"dense_{i}",
+                               dtype=self.dtype_policy)
             for i, h in enumerate(hidden)
         ]
 
