@@ -17,11 +17,9 @@ Transforms (every data set, as in the papers):
 * logit-normal rescaling: pixels mapped to [0.001, 0.999] (Morningstar et al., C.4/C.5);
 * `view="single_column"`: the centre column of the image is the encoder input
   (Morningstar et al., B.1/B.2);
-* `view="pca20"` (any "pcaK"): every example projected onto the first 20 principal
-  axes of the training split (`tfvi.data.projection`; Livne et al., MIM Fig. 3); the
-  codes are real vectors, so the likelihood is Gaussian. The PCA is refitted when the
-  data is prepared again (`tfvi-eval`): it is a deterministic function of the data
-  set, `seed` and `validation_fraction`, which flags.json records;
+* `view="pca20"` (any "pcaK"): the examples' codes on the first 20 principal axes of
+  the training split (`tfvi.data.projection`; Livne et al., MIM Fig. 3), with a
+  Gaussian likelihood; refitted identically by `tfvi-eval` (same data and seed);
 * `target="input" | "label" | "same_class_random"`: the likelihood scores the (full)
   input, the class label, or a random image of the same class (Morningstar et al., C.7);
 * `validation_fraction`: a seeded hold-out of the training split (Xu et al., B.1).
@@ -367,7 +365,7 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
 
     Args:
       bundle: a `DataBundle`.
-      likelihood: "bernoulli", "gaussian", "logit_normal", "categorical", "known" (or
+      likelihood: "bernoulli", "pixelcnn", "gaussian", "logit_normal", "categorical", "known" (or
         None for the data set's default). A Bernoulli likelihood on grey images
         binarises them; "logit_normal" rescales pixels to [0.001, 0.999].
       view: "full", "single_column" (images only) or "pca20" (any "pcaK": K principal
@@ -409,14 +407,14 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
     if likelihood == "known" and "sigma" not in bundle.truth:
         raise ValueError(f"--likelihood=known needs a data set with a known likelihood "
                          f"(abs_toy); got --dataset={bundle.name}.")
-    if likelihood == "bernoulli" and bundle.kind == "real":
-        raise ValueError(f"--likelihood=bernoulli needs image data; --dataset={bundle.name} is "
+    if likelihood in ("bernoulli", "pixelcnn") and bundle.kind == "real":
+        raise ValueError(f"--likelihood={likelihood} needs image data; --dataset={bundle.name} is "
                          "real-valued (accepted: gaussian" +
                          (", known" if "sigma" in bundle.truth else "") + ").")
     binarization = "none"
-    if likelihood == "bernoulli" and bundle.kind == "image":
+    if likelihood in ("bernoulli", "pixelcnn") and bundle.kind == "image":
         binarization = "dynamic"
-    elif likelihood == "bernoulli" and bundle.kind == "binary":
+    elif likelihood in ("bernoulli", "pixelcnn") and bundle.kind == "binary":
         binarization = "static"
     elif likelihood == "logit_normal" and bundle.kind == "binary":
         raise ValueError(f"--likelihood=logit_normal needs grey pixels; --dataset={bundle.name}"

@@ -151,6 +151,19 @@ def bernoulli_likelihood(flags, target_dim, prepared):
     return layers.BernoulliDecoder(target_dim, **_decoder_kwargs(flags, target_dim))
 
 
+@register_likelihood("pixelcnn")
+def pixelcnn_likelihood(flags, target_dim, prepared):
+    """Xu et al.'s PixelVAE (with `--architecture=resnet_vae`): the decoder network's
+    features condition a PixelCNN over the binary image (`tfvi.layers.PixelCNNDecoder`,
+    three gated residual blocks of 64 filters)."""
+    if not isinstance(target_dim, tuple):
+        raise ValueError("--likelihood=pixelcnn scores images; it needs a convolutional "
+                         "--architecture (e.g. resnet_vae for Xu et al.'s PixelVAE) and an "
+                         "image target.")
+    return layers.PixelCNNDecoder(target_dim, network=decoder_network(flags, target_dim),
+                                  filters=64, num_blocks=3, name="decoder")
+
+
 @register_likelihood("gaussian")
 def gaussian_likelihood(flags, target_dim, prepared):
     return layers.GaussianDecoder(target_dim, scale="per_dimension",

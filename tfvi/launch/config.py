@@ -56,7 +56,8 @@ class RunConfig:
       explicit: the flags given on the command line (they win over presets and
         family defaults, and a workdir compares them even when the stored run
         predates them).
-      sources: `{flag name: "preset" | "family"}` for the values filled in.
+      sources: `{flag name: "preset" | "family" | "architecture"}` for the values
+        filled in (a two-level `--architecture` brings `--posterior=gaussian`).
     """
 
     values: Mapping[str, Any]
@@ -122,6 +123,12 @@ def fill_defaults(values, explicit):
             continue
         values[name] = value
         sources[name] = "family"
+    if values.get("architecture") in networks.TWO_LEVEL_ARCHITECTURES:
+        # Its q(z2|x) is Gaussian: the generic --posterior default does not apply.
+        for name, value in (("posterior", "gaussian"), ("components", 1)):
+            if name not in explicit and sources.get(name) != "preset":
+                values[name] = value
+                sources[name] = "architecture"
     return values, sources
 
 
@@ -208,6 +215,11 @@ def _check_combinations(c, family):
                         "floor) or a positive finite number (e.g. 0.05).")
     if c.architecture in networks.TWO_LEVEL_ARCHITECTURES:
         _check_two_level(c)
+    if c.likelihood == "pixelcnn" and c.architecture in ("mlp",) + tuple(
+            networks.TWO_LEVEL_ARCHITECTURES):
+        raise FlagError(f"--likelihood=pixelcnn needs a one-level convolutional "
+                        f"--architecture (resnet_vae: Xu et al.'s PixelVAE); got "
+                        f"{c.architecture}.")
     if c.view == "pca20" and c.architecture != "mlp":
         raise FlagError(f"--view=pca20 gives flat 20-D codes, not images; accepted with it: "
                         f"--architecture=mlp (got {c.architecture}).")

@@ -31,6 +31,15 @@ def _component_modes_plot(model, prepared, x, target, plot_dir, run=None):
     return path
 
 
+def has_mean_images(model):
+    """False for a PixelCNN p(x|z) (`--likelihood=pixelcnn`, `conv_hvae_pixelcnn`): its
+    mean has no closed form, and a sample costs one network pass per pixel, so the
+    sample/reconstruction images are left out."""
+    from tfvi.layers import PixelCNNDecoder
+
+    return not isinstance(getattr(model, "decoder", None), PixelCNNDecoder)
+
+
 def write_plots(model, prepared, config, history, plot_dir):
     """The generic plots/*.png of a run (`tfvi.training.outputs.write_outputs` adds the
     family's own); returns the paths written."""
@@ -44,7 +53,7 @@ def write_plots(model, prepared, config, history, plot_dir):
     x, y, labels = prepared.eval_splits["test"]
     target = x if y is None else y
     image_target = bundle.image_shape is not None and prepared.target != "label"
-    if image_target and hasattr(model, "prior"):
+    if image_target and hasattr(model, "prior") and has_mean_images(model):
         written.append(plots.sample_grid(model, bundle.image_shape,
                                          os.path.join(plot_dir, "samples.png"), seed=config.seed,
                                          run=run))

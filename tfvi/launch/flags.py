@@ -55,7 +55,9 @@ def define_flags():
                       "Hidden layer widths of the decoder MLP (comma separated; empty: none).")
     flags.DEFINE_string("activation", "tanh", "Activation of the MLPs (any Keras name).")
     flags.DEFINE_string("likelihood", "auto", "Likelihood p(x|z): auto (the data set's own), "
-                        "bernoulli, gaussian, logit_normal, categorical, known.")
+                        "bernoulli, pixelcnn (a PixelCNN over binary images conditioned on "
+                        "the decoder network; with --architecture=resnet_vae Xu et al.'s "
+                        "PixelVAE), gaussian, logit_normal, categorical, known.")
     flags.DEFINE_boolean("skip", False, "Decoder skip connection: one affine layer from z to "
                          "the output (Morningstar et al., B.2).")
     flags.DEFINE_float("beta", 1.0, "Weight of log r(z) - log q(z|x) in the log-weights.")

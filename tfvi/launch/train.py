@@ -203,6 +203,7 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
     import keras
 
     from tfvi import training
+    from tfvi.launch import figures
     from tfvi.launch.registry import MODELS, family_features
 
     family = MODELS[config.model]
@@ -215,7 +216,8 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
     if any(os.environ.get(v) for v in (faults.KILL_ENV, faults.RAISE_ENV, faults.WAIT_ENV)):
         cbs.append(training.FaultPoints())
     x_test, y_test, _ = prepared.eval_splits["test"]
-    if prepared.bundle.image_shape is not None and prepared.target != "label":
+    if (prepared.bundle.image_shape is not None and prepared.target != "label"
+            and figures.has_mean_images(model)):
         cbs.append(training.ImageSummaries(
             os.path.join(config.workdir, "tensorboard", "images"), x_test,
             x_test if y_test is None else y_test, prepared.bundle.image_shape,
