@@ -5,8 +5,10 @@ Cheap on purpose (the suite is at its time budget): width 0.25, d1 = d2 = 2, bat
 one epoch, 4-sample IWAE on 8 examples. Checked: the run trains MIM with a VampPrior
 on z2 and `--min_scale`, exports the five signatures, `tfvi-eval` scores the workdir
 consistently with metrics.json, active units are reported per layer and add up to
-the joint count; the PixelCNN variant trains as a VAE; flags a two-level model cannot
-take fail with one line naming the flag before anything is written.
+the joint count; the PixelCNN variant and Xu et al.'s PixelVAE (`--likelihood=pixelcnn`)
+are wired (built by the launcher and scored, not trained: the trained path is the
+MIM run's); flags a two-level model cannot take fail with one line naming the flag
+before anything is written.
 """
 
 import json
@@ -51,16 +53,13 @@ def train(workdir, *args):
     return T.train(parse("tfvi-train", *BASE, f"--workdir={workdir}", *args))
 
 
-@pytest.fixture(scope="module")
-def mim_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("hvae") / "w")
+def test_mim_conv_hvae_end_to_end(tmp_path):
+    """One run (a module fixture would train once per xdist worker): MIM with a
+    VampPrior on z2 and --min_scale; then the model, per-layer active units, export
+    and tfvi-eval on the workdir."""
+    workdir = str(tmp_path / "w")
     metrics = train(workdir, "--model=mim", "--prior=vamp", "--pseudo_inputs=3",
                     "--min_scale=0.05")
-    return workdir, metrics
-
-
-def test_mim_conv_hvae_with_vamp_prior_on_z2(mim_run):
-    workdir, metrics = mim_run
     assert metrics["epochs_trained"] == 1 and np.isfinite(metrics["test"]["nll"])
     model, _ = E.restore_model(workdir, D.prepare(D.load("mnist5k_hvae_tiny"), None,
                                                   images=True))
@@ -72,17 +71,12 @@ def test_mim_conv_hvae_with_vamp_prior_on_z2(mim_run):
     stored = json.load(open(os.path.join(workdir, "flags.json")))
     assert stored["architecture"] == "conv_hvae" and stored["min_scale"] == 0.05
 
-
-def test_active_units_per_layer_add_up_to_the_joint_count(mim_run):
-    _, metrics = mim_run
+    # Active units per layer add up to the joint count (same posterior means).
     for split in ("train", "test"):
         m = metrics[split]
         assert 0 <= m["active_units_z1"] <= 2 and 0 <= m["active_units_z2"] <= 2
         assert m["active_units_z1"] + m["active_units_z2"] == m["active_units"]
 
-
-def test_export_signatures_and_tfvi_eval_on_the_workdir(mim_run):
-    workdir, metrics = mim_run
     loaded = tf.saved_model.load(os.path.join(workdir, "export"))
     assert {"encode", "decode", "sample", "elbo", "log_likelihood"} <= set(loaded.signatures)
     x = D.prepare(D.load("mnist5k_hvae_tiny"), None, images=True).eval_splits["test"][0][:8]
@@ -90,33 +84,45 @@ def test_export_signatures_and_tfvi_eval_on_the_workdir(mim_run):
     assert elbo.shape == (8,) and np.all(np.isfinite(elbo))
     out = E.evaluate(parse("tfvi-eval", f"--path={workdir}", "--max_examples=8",
                            "--num_samples=4", f"--output={workdir}/eval.json"))
-    nll = out["metrics"]["nll"]
     # The same model and examples, other importance samples: the IWAE-4 NLLs agree.
+    nll = out["metrics"]["nll"]
     assert abs(nll - metrics["test"]["nll"]) < 0.05 * metrics["test"]["nll"]
 
 
-def test_pixelcnn_variant_trains_as_a_vae(tmp_path):
-    workdir = str(tmp_path / "w")
-    metrics = train(workdir, "--architecture=conv_hvae_pixelcnn", "--model=vae",
-                    "--objective=elbo", "--samples=1", "--export=false")
-    assert np.isfinite(metrics["test"]["nll"])
-    model, _ = E.restore_model(workdir, D.prepare(D.load("mnist5k_hvae_tiny"), None,
-                                                  images=True))
+def build(*args):
+    """The launcher's model for these flags (validated config, prepared data, the
+    family's build), and four test images: wiring only, no training."""
+    from tfvi.launch import components
+    from tfvi.launch import flags as tfvi_flags
+    from tfvi.launch.registry import MODELS
+
+    config = tfvi_flags.read_config(parse("tfvi-train", *BASE, "--workdir=/tmp/unused", *args))
+    prepared = components.prepare_data(config)
+    model = MODELS[config.model].build(config, prepared)
+    return model, prepared, prepared.eval_splits["test"][0][:4]
+
+
+def test_pixelcnn_variant_is_a_two_level_model_with_a_pixelcnn_likelihood():
+    from tfvi.evaluation import iwae_log_likelihood
+
+    model, prepared, x = build("--architecture=conv_hvae_pixelcnn", "--model=vae",
+                               "--objective=elbo", "--samples=1")
+    assert isinstance(model.encoder, layers.HierarchicalEncoder)
     assert isinstance(model.decoder, layers.PixelCNNDecoder)
+    assert prepared.binarization == "dynamic" and set(np.unique(x)) <= {0.0, 1.0}
+    assert np.all(np.isfinite(iwae_log_likelihood(model, x, num_samples=2)))
 
 
-def test_pixel_vae_is_resnet_vae_with_a_pixelcnn_likelihood(tmp_path):
+def test_pixel_vae_is_resnet_vae_with_a_pixelcnn_likelihood():
     """Xu et al.'s PixelVAE row: one-level ResnetVAE networks, PixelCNN p(x|z)."""
-    workdir = str(tmp_path / "w")
-    metrics = train(workdir, "--architecture=resnet_vae", "--likelihood=pixelcnn",
-                    "--posterior=gaussian", "--objective=elbo", "--samples=1",
-                    "--export=false")
-    assert np.isfinite(metrics["test"]["nll"])
-    assert metrics["estimators"]["data"]["binarization"].startswith("dynamic")
-    model, _ = E.restore_model(workdir, D.prepare(D.load("mnist5k_hvae_tiny"), "pixelcnn",
-                                                  images=True))
+    from tfvi.evaluation import iwae_log_likelihood
+
+    model, prepared, x = build("--architecture=resnet_vae", "--likelihood=pixelcnn",
+                               "--posterior=gaussian", "--objective=elbo", "--samples=1")
+    assert isinstance(model.encoder, layers.GaussianEncoder)
     assert isinstance(model.decoder, layers.PixelCNNDecoder)
-    assert "resnet" in model.decoder.network.name
+    assert "resnet" in model.decoder.network.name and prepared.binarization == "dynamic"
+    assert np.all(np.isfinite(iwae_log_likelihood(model, x, num_samples=2)))
 
 
 @pytest.mark.parametrize("args,message", [
