@@ -118,7 +118,8 @@ def test_vib_single_column_of_a_28x28_image(tmp_path):
 def test_unknown_architecture_names_the_flag_before_writing(tmp_path):
     workdir = tmp_path / "w"
     with pytest.raises(FlagError, match=r"--architecture='unet' is not accepted; accepted "
-                                        r"values: conv, conv_vae, dense_vae, mlp, resnet_vae"):
+                                        r"values: conv, conv_hvae, conv_hvae_pixelcnn, conv_vae, "
+                                        r"dense_vae, mlp, resnet_vae"):
         T.train(parse("tfvi-train", *BASE, f"--workdir={workdir}",
                       "--architecture=unet"))
     assert not workdir.exists()
