@@ -4,38 +4,25 @@ included) and the Real NVP posterior."""
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfvi
+from tests.helpers import run_tensorflow_only
 from tfvi.export import ServingModule, export_model
 
-LOADER = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    import tensorflow as tf
+LOADER = """
     path, inputs, out = sys.argv[1:4]
-    data = np.load(inputs)
     m = tf.saved_model.load(path)
-    sig = m.signatures
-    res = {}
-    for k, v in sig["encode"](x=tf.constant(data["x"])).items(): res["encode/" + k] = v.numpy()
-    for k, v in sig["decode"](z=tf.constant(data["z"])).items(): res["decode/" + k] = v.numpy()
-    for k, v in sig["sample"](n=tf.constant(7), seed=tf.constant([3, 4])).items():
+    res = score(m, np.load(inputs), num_samples=300)
+    for k, v in m.signatures["sample"](n=tf.constant(7), seed=tf.constant([3, 4])).items():
         res["sample/" + k] = v.numpy()
     res["sample_many/z"] = m.sample(tf.constant(4000), tf.constant([5, 6]))["z"].numpy()
-    res["elbo/elbo"] = sig["elbo"](x=tf.constant(data["x"]))["elbo"].numpy()
-    res["log_likelihood/log_likelihood"] = sig["log_likelihood"](
-        x=tf.constant(data["x"]), num_samples=tf.constant(300))["log_likelihood"].numpy()
     np.savez(out, **res)
-    mods = sorted(m for m in sys.modules if m.split(".")[0] in ("tfvi", "tensorflow_probability"))
-    print(json.dumps({"foreign_modules": mods, "signatures": sorted(sig)}))
-""")
+    report(signatures=sorted(m.signatures))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +38,8 @@ def exported(tmp_path_factory):
     inputs = str(tmp_path_factory.mktemp("io") / "in.npz")
     np.savez(inputs, x=x, z=z)
     out = inputs.replace("in.npz", "out.npz")
-    script = inputs.replace("in.npz", "load.py")
-    with open(script, "w") as f:
-        f.write(LOADER)
-    proc = subprocess.run([sys.executable, script, path, inputs, out], capture_output=True,
-                          text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_tensorflow_only(LOADER, path, inputs, out, directory=os.path.dirname(inputs),
+                                 timeout=300)
     return model, module, path, x, z, dict(np.load(out)), report
 
 
@@ -212,16 +193,11 @@ def test_exported_bounds_score_under_the_learned_prior(learned_export):
     np.testing.assert_allclose(got, elbo, rtol=1e-5, atol=1e-4)
 
 
-PRIOR_LOADER = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    import tensorflow as tf
+PRIOR_LOADER = """
     m = tf.saved_model.load(sys.argv[1])
     z = tf.constant(np.load(sys.argv[2]))
-    lp = m.signatures["prior_log_prob"](z=z)["log_prob"].numpy()
-    mods = sorted(m for m in sys.modules if m.split(".")[0] in ("tfvi", "tensorflow_probability"))
-    print(json.dumps({"foreign_modules": mods, "log_prob": lp.tolist()}))
-""")
+    report(log_prob=m.signatures["prior_log_prob"](z=z)["log_prob"].numpy().tolist())
+"""
 
 
 def test_learned_prior_export_loads_with_tensorflow_only(tmp_path):
@@ -231,12 +207,8 @@ def test_learned_prior_export_loads_with_tensorflow_only(tmp_path):
     export_model(model, path)
     z = np.random.default_rng(2).standard_normal((4, LATENT)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
-    (tmp_path / "load.py").write_text(PRIOR_LOADER)
-    proc = subprocess.run([sys.executable, str(tmp_path / "load.py"), path,
-                           str(tmp_path / "z.npy")], capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_tensorflow_only(PRIOR_LOADER, path, tmp_path / "z.npy", directory=tmp_path,
+                                 timeout=300)
     assert report["foreign_modules"] == []
     np.testing.assert_allclose(report["log_prob"], model.prior().log_prob(z).numpy(),
                                rtol=1e-5, atol=1e-5)

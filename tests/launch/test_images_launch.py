@@ -13,8 +13,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
+from tests.helpers import parse
 from tfvi import networks
 from tfvi.data import datasets as D
 from tfvi.launch import evaluate as E
@@ -23,7 +23,6 @@ from tfvi.launch.flags import FlagError
 
 T.setup()
 E.define_flags()
-FLAGS = flags.FLAGS
 
 
 @D.register_dataset("mnist5k_tiny")
@@ -37,12 +36,6 @@ def _mnist5k_tiny(data_dir=None, seed=0):
 BASE = ["--dataset=mnist5k_tiny", "--architecture=resnet_vae", "--batch_size=8",
         "--epochs=1", "--latent_dim=4", "--eval_iwae_samples=4", "--eval_max_examples=8",
         "--jit_compile=false", "--verbose=0"]
-
-
-def parse(prog, *args):
-    FLAGS.unparse_flags()
-    FLAGS([prog, *args])
-    return FLAGS
 
 
 def train(workdir, *args):

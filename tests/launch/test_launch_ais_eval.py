@@ -6,32 +6,20 @@ import shutil
 
 import numpy as np
 import pytest
-from absl import flags
 
+from tests.helpers import parse
 from tfvi.launch import evaluate as E
 from tfvi.launch import train as T
 
 T.setup()
 E.define_flags()
-FLAGS = flags.FLAGS
 AIS = ["--ais_temperatures=30", "--ais_chains=4", "--ais_leapfrog_steps=3",
        "--max_examples=20", "--num_samples=200", "--metrics=iwae"]
 
 
-def parse(prog, *args):
-    FLAGS.unparse_flags()
-    FLAGS([prog, *args])
-    return FLAGS
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    w = str(tmp_path_factory.mktemp("ais_eval") / "w")
-    T.train(parse("tfvi-train", "--preset=smoke", "--jit_compile=false", "--epochs=1",
-                  "--posterior=gaussian", "--components=1", "--objective=iwae",
-                  "--eval_iwae_samples=10", "--eval_max_examples=20", "--noplots",
-                  "--verbose=0", f"--workdir={w}"))
-    return w
+def workdir(smoke_workdir):
+    return smoke_workdir[0]
 
 
 @pytest.fixture(scope="module")

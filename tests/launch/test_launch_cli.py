@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 
+from tests.helpers import parse as parse_flags
 from tfvi.launch import compare
 from tfvi.launch import train as T
 from tfvi.launch.flags import FlagError
@@ -27,9 +28,7 @@ GMM = ["--dataset=gmm2d", "--encoder_hidden=16", "--decoder_hidden=16", "--laten
 
 
 def parse(*args):
-    FLAGS.unparse_flags()
-    FLAGS(["tfvi-train", *args])
-    return FLAGS
+    return parse_flags("tfvi-train", *args)
 
 
 def defaults_of(*args):

@@ -5,30 +5,18 @@ import json
 import os
 
 import pytest
-from absl import flags
 
+from tests.helpers import parse
 from tfvi.launch import evaluate as E
 from tfvi.launch import train as T
 
 T.setup()
 E.define_flags()
-FLAGS = flags.FLAGS
 
 
-def parse(prog, *args):
-    FLAGS.unparse_flags()
-    FLAGS([prog, *args])
-    return FLAGS
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    w = str(tmp_path_factory.mktemp("eval") / "w")
-    metrics = T.train(parse("tfvi-train", "--preset=smoke", "--jit_compile=false",
-                            "--epochs=1", "--eval_iwae_samples=200",
-                            "--eval_max_examples=0", "--noplots", "--verbose=0",
-                            f"--workdir={w}"))
-    return w, metrics
+@pytest.fixture
+def workdir(smoke_workdir):
+    return smoke_workdir
 
 
 def test_eval_on_workdir_matches_training_metrics(workdir, capsys):

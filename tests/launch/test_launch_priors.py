@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from absl import flags
 
+from tests.helpers import parse as parse_flags
 from tfvi.launch import train as T
 from tfvi.launch.families import learned_priors as LP
 from tfvi.launch.flags import FlagError
@@ -22,9 +23,7 @@ TINY = ["--preset=smoke", "--jit_compile=false", "--epochs=1", "--eval_iwae_samp
 
 
 def parse(*args):
-    FLAGS.unparse_flags()
-    FLAGS(["tfvi-train", *args])
-    return FLAGS
+    return parse_flags("tfvi-train", *args)
 
 
 # The Real NVP prior runs with the Real NVP posterior (one run covers both).

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from absl import flags
 
+from tests.helpers import parse as parse_flags
 from tfvi.launch import train as T
 from tfvi.launch.flags import FlagError
 
@@ -24,9 +25,7 @@ TINY = ["--preset=smoke", "--jit_compile=false", "--eval_iwae_samples=50",
 
 
 def parse(*args):
-    FLAGS.unparse_flags()
-    FLAGS(["tfvi-train", *args])
-    return FLAGS
+    return parse_flags("tfvi-train", *args)
 
 
 def run_cli(args, timeout=600):

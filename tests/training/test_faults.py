@@ -23,9 +23,9 @@ import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 import tfvi
+from tests.helpers import parse
 from tfvi.launch import evaluate as E
 from tfvi.launch import train as T
 from tfvi.launch.flags import FlagError
@@ -35,19 +35,12 @@ pytestmark = pytest.mark.faults
 
 T.setup()
 E.define_flags()
-FLAGS = flags.FLAGS
 # 2 epochs of 15 steps; checkpoint_keep=2 keeps both epochs' checkpoints.
 BASE = ["--preset=smoke", "--jit_compile=false", "--epochs=2", "--eval_iwae_samples=20",
         "--eval_max_examples=60", "--verbose=0", "--noplots"]
 # Metrics of a resumed run equal an uninterrupted one's to this relative tolerance
 # (docs/reliability.md; observed: bitwise equal).
 RESUME_RTOL = 1e-6
-
-
-def parse(prog, *args):
-    FLAGS.unparse_flags()
-    FLAGS([prog, *args])
-    return FLAGS
 
 
 def run_main(capsys, *args, prog="tfvi-train"):
