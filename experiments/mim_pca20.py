@@ -127,7 +127,7 @@ def main(argv=None):
 
     cells = [{"model": m, "latent": d, "seed": s}
              for s in args.seeds for d in args.latents for m in args.models]
-    rows = run_cells(args.out, cells, run_cell)
+    rows = run_cells(args.out, cells, run_cell, report_only=args.report)
     return finish(args.out, args, rows, ("model", "latent"), METRICS)
 
 
