@@ -47,6 +47,7 @@ __all__ = ["GatedConv2D", "GatedDense", "GatedStreams", "ResidualBlock",
            "hvae_pixel_conditioning", "hvae_top_encoder", "conv_vae_decoder", "conv_vae_encoder", "dense_vae_decoder",
            "dense_vae_encoder", "resnet_vae_decoder", "resnet_vae_encoder",
            "tfp_example_decoder", "tfp_example_encoder", "ARCHITECTURES", "ARCHITECTURE_NAMES",
+           "TWO_LEVEL_ARCHITECTURES",
            "decoder_network", "encoder_network"]
 
 _ENCODER_PLAN = ((32, 1), (32, 1), (64, 2), (64, 1), (64, 2), (16, 1))  # (channels, stride)
@@ -364,13 +365,24 @@ ARCHITECTURES = {
     "conv_vae": (conv_vae_encoder, conv_vae_decoder),
     "resnet_vae": (resnet_vae_encoder, resnet_vae_decoder),
 }
-# Every --architecture value: "mlp" (the heads' own MLP), Xu et al.'s three, and
-# "conv" (Morningstar et al.'s TFP-example networks).
-ARCHITECTURE_NAMES = ("mlp",) + tuple(ARCHITECTURES) + ("conv",)
+# Two-level models by --architecture name -> their p(x|z1, z2) (`tfvi.layers.conv_hvae`'s
+# `likelihood`): they replace the encoder, the decoder and the prior together.
+TWO_LEVEL_ARCHITECTURES = {"conv_hvae": "bernoulli", "conv_hvae_pixelcnn": "pixelcnn"}
+# Every --architecture value: "mlp" (the heads' own MLP), Xu et al.'s three,
+# "conv" (Morningstar et al.'s TFP-example networks) and the two-level models.
+ARCHITECTURE_NAMES = ("mlp",) + tuple(ARCHITECTURES) + ("conv",) + tuple(TWO_LEVEL_ARCHITECTURES)
+
+
+def _check_one_level(architecture):
+    if architecture in TWO_LEVEL_ARCHITECTURES:
+        raise ValueError(f"--architecture={architecture} is a two-level model with its own "
+                         "encoder, decoder and prior (tfvi.layers.conv_hvae), not a network "
+                         "under a one-level head.")
 
 
 def encoder_network(architecture, latent_dim):
     """The named architecture's encoder network (None for "mlp")."""
+    _check_one_level(architecture)
     if architecture == "mlp":
         return None
     if architecture == "conv":
@@ -380,6 +392,7 @@ def encoder_network(architecture, latent_dim):
 
 def decoder_network(architecture, event_shape):
     """The named architecture's decoder network for images of `event_shape` (None: "mlp")."""
+    _check_one_level(architecture)
     if architecture == "mlp":
         return None
     if architecture == "conv":

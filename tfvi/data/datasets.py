@@ -17,6 +17,11 @@ Transforms (every data set, as in the papers):
 * logit-normal rescaling: pixels mapped to [0.001, 0.999] (Morningstar et al., C.4/C.5);
 * `view="single_column"`: the centre column of the image is the encoder input
   (Morningstar et al., B.1/B.2);
+* `view="pca20"` (any "pcaK"): every example projected onto the first 20 principal
+  axes of the training split (`tfvi.data.projection`; Livne et al., MIM Fig. 3); the
+  codes are real vectors, so the likelihood is Gaussian. The PCA is refitted when the
+  data is prepared again (`tfvi-eval`): it is a deterministic function of the data
+  set, `seed` and `validation_fraction`, which flags.json records;
 * `target="input" | "label" | "same_class_random"`: the likelihood scores the (full)
   input, the class label, or a random image of the same class (Morningstar et al., C.7);
 * `validation_fraction`: a seeded hold-out of the training split (Xu et al., B.1).
@@ -34,6 +39,7 @@ import tensorflow as tf
 
 from tfvi.data.digits import load_digits
 from tfvi.data.mnist5k import MNIST5K_SHAPE, load_mnist5k
+from tfvi.data.projection import fit_pca, is_pca_view, parse_view
 from tfvi.data.synthetic import abs_toy, gmm2d, linear_gaussian
 from tfvi.data.transforms import binarize, dynamic_binarization
 from tfvi.data.views import centre_column_indices, same_class_partners
@@ -51,7 +57,7 @@ __all__ = [
     "LOGIT_NORMAL_RANGE",
 ]
 
-VIEWS = ("full", "single_column")
+VIEWS = ("full", "single_column", "pca20")
 TARGETS = ("input", "label", "same_class_random")
 LOGIT_NORMAL_RANGE = (1e-3, 1.0 - 1e-3)
 
@@ -268,6 +274,7 @@ class Prepared:
     binarization: str
     _train_raw: tuple = None
     images: bool = False
+    projection: object = None  # the fitted `PCAProjection` of a "pcaK" view
 
     def train_dataset(self, batch_size, shuffle=True, repeat=False):
         raw, labels = self._train_raw
@@ -316,7 +323,7 @@ class Prepared:
             y = self._as_image(x_full)
         x = (tf.gather(x_full, centre_column_indices(self.bundle.image_shape), axis=1)
              if self.view == "single_column" else self._as_image(x_full))
-        if self.view == "full" and self.target == "input":
+        if self.view != "single_column" and self.target == "input":
             return x
         return x, y
 
@@ -331,6 +338,18 @@ class Prepared:
             lo, hi = LOGIT_NORMAL_RANGE
             return lo + (hi - lo) * x
         return x
+
+
+def _projected(bundle, num_components):
+    """`(bundle of PCA codes, projection)`: the PCA fitted on the training split only."""
+    try:
+        projection = fit_pca(bundle.splits["train"][0], num_components)
+    except ValueError as err:
+        raise ValueError(f"--view=pca{num_components} on --dataset={bundle.name}: {err}") from None
+    splits = {name: (projection.transform(x), labels)
+              for name, (x, labels) in bundle.splits.items()}
+    return dataclasses.replace(bundle, splits=splits, kind="real", image_shape=None,
+                               default_likelihood="gaussian"), projection
 
 
 def _class_table(labels, num_classes):
@@ -351,18 +370,28 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
       likelihood: "bernoulli", "gaussian", "logit_normal", "categorical", "known" (or
         None for the data set's default). A Bernoulli likelihood on grey images
         binarises them; "logit_normal" rescales pixels to [0.001, 0.999].
-      view: "full" or "single_column" (images only).
+      view: "full", "single_column" (images only) or "pca20" (any "pcaK": K principal
+        components fitted on the training split; Gaussian likelihood).
       target: "input", "label" or "same_class_random" (the last two need labels).
       seed: seed of shuffling, dynamic binarisation and random partners.
       binarization_seed: seed of the fixed binarisation of evaluation splits.
       images: give images (inputs and image targets) as `[N, H, W, C]`, for
         convolutional networks; `input_dim`/`target_dim` are then shapes.
     """
+    if view not in VIEWS and not is_pca_view(view):
+        raise ValueError(f"--view={view!r} is unknown; accepted values: {', '.join(VIEWS)}.")
+    projection = None
+    if is_pca_view(view):
+        if likelihood not in (None, "gaussian") and target != "label":
+            raise ValueError(f"--view={view} gives real-valued codes; accepted --likelihood: "
+                             f"gaussian (or auto); got {likelihood}.")
+        if images:
+            raise ValueError(f"--view={view} gives flat codes, not images; use "
+                             "--architecture=mlp.")
+        bundle, projection = _projected(bundle, parse_view(view))
     likelihood = likelihood or bundle.default_likelihood
     if target == "label":
         likelihood = "categorical"
-    if view not in VIEWS:
-        raise ValueError(f"--view={view!r} is unknown; accepted values: {', '.join(VIEWS)}.")
     if target not in TARGETS:
         raise ValueError(
             f"--target={target!r} is unknown; accepted values: {', '.join(TARGETS)}.")
@@ -396,7 +425,7 @@ def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
     prepared = Prepared(bundle=bundle, likelihood=likelihood, view=view, target=target,
                         seed=seed, eval_splits={}, input_dim=0, target_dim=0,
                         binarization=binarization, _train_raw=bundle.splits["train"],
-                        images=bool(images))
+                        images=bool(images), projection=projection)
     for i, (split, (raw, labels)) in enumerate(sorted(bundle.splits.items())):
         if binarization == "dynamic":
             raw_eval = binarize(raw, binarization_seed + 1000 * i)

@@ -4,7 +4,9 @@ Livne, Swersky & Fleet ("MIM: Mutual Information Machine", Fig. 3) compare MIM a
 VAE on images projected onto a 20-D linear subspace (their Fashion-MNIST projection
 keeps 78.5% of the variance), where the KSG mutual-information estimator still works.
 `fit_pca` finds the subspace on the training split only (mean and principal axes by
-an SVD of the centred training matrix); `apply_view("pca20", arrays)` is the one call
+an SVD of the centred training matrix; each axis signed so that its largest-magnitude
+entry is positive, so a refit on the same data gives the same codes);
+`apply_view("pca20", arrays)` is the one call
 behind a `--view=pca20` flag: it fits on `train_probs` and projects every example
 array of a tfvi data dict (`load_digits`, `load_mnist5k`, ...).
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from tfvi.validation import check_positive_int
 
-__all__ = ["PCAProjection", "apply_view", "fit_pca", "parse_view"]
+__all__ = ["PCAProjection", "apply_view", "fit_pca", "is_pca_view", "parse_view"]
 
 _VIEW = re.compile(r"pca([1-9][0-9]*)$")
 # Example arrays of a tfvi data dict that a view projects (labels are kept as they are).
@@ -79,6 +81,9 @@ def fit_pca(x_train, num_components):
                          f"got {num_components}.")
     mean = flat.mean(axis=0)
     _, singular, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    # An axis's sign is arbitrary (and LAPACK's choice may differ between builds): fix it
+    # so each axis's largest-magnitude entry is positive, making a refit reproducible.
+    vt = vt * np.where(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]
     variance = singular ** 2 / (len(flat) - 1)
     total = variance.sum()
     kept = variance[:num_components]
@@ -96,6 +101,11 @@ def parse_view(view):
         raise ValueError(f"`view` must be 'pcaK' with K a positive int (e.g. 'pca20'); "
                          f"got {view!r}.")
     return int(match.group(1))
+
+
+def is_pca_view(view):
+    """True for a "pcaK" view name."""
+    return _VIEW.match(str(view)) is not None
 
 
 def apply_view(view, arrays, train_key="train_probs"):

@@ -27,11 +27,38 @@ from tfvi.validation import check_objective_for_components
 
 def build_parts(config, prepared):
     """(encoder, decoder, prior) of `--posterior`, the likelihood and `--prior`, for
-    any encoder/decoder model family."""
+    any encoder/decoder model family; for a two-level `--architecture` the three
+    parts of `two_level_parts`."""
+    if _architecture(config) in networks.TWO_LEVEL_ARCHITECTURES:
+        return two_level_parts(config, prepared)
     encoder = POSTERIORS[config.posterior](config, config.latent_dim, prepared.input_dim)
     decoder = LIKELIHOODS[prepared.likelihood](config, prepared.target_dim, prepared)
     prior = PRIORS[config.prior](config, config.latent_dim, encoder, prepared)
     return encoder, decoder, prior
+
+
+def two_level_parts(config, prepared):
+    """`tfvi.layers.conv_hvae`'s (encoder, decoder, prior) for `--architecture=conv_hvae`
+    (Bernoulli p(x|z1, z2)) or `conv_hvae_pixelcnn` (PixelCNN p(x|z1, z2)): z1 and z2
+    of `--latent_dim` // 2 and the rest, `--hvae_width`, p(z2) a VampPrior over q(z2|x)
+    with `--pseudo_inputs` initialised from training images (`--prior=vamp`) or N(0, I)
+    (`--prior=normal`), and `--min_scale` on q(z2|x). `tfvi.launch.config` has
+    already refused the flags these parts cannot take."""
+    lower_dim = config.latent_dim // 2
+    return layers.conv_hvae(
+        image_shape=prepared.input_dim, lower_dim=lower_dim,
+        upper_dim=config.latent_dim - lower_dim, width=config.hvae_width,
+        prior="vampprior" if config.prior == "vamp" else "standard",
+        num_pseudo_inputs=config.pseudo_inputs,
+        init_from_data=(prepared.eval_splits["train"][0] if config.prior == "vamp"
+                        else None),
+        likelihood=networks.TWO_LEVEL_ARCHITECTURES[config.architecture], seed=config.seed,
+        min_scale=min_scale(config))
+
+
+def min_scale(config):
+    """`--min_scale` as the encoders take it (None for 0, or a workdir predating it)."""
+    return getattr(config, "min_scale", 0.0) or None
 
 
 def prepare_data(config):
@@ -88,7 +115,7 @@ def gaussian_posterior(flags, latent_dim, input_dim):
     return layers.GaussianEncoder(latent_dim, hidden=hidden_sizes(flags.encoder_hidden),
                                   activation=flags.activation, covariance=flags.covariance,
                                   network=encoder_network(flags, latent_dim, input_dim),
-                                  name="encoder")
+                                  min_scale=min_scale(flags), name="encoder")
 
 
 @register_posterior("mixture")
@@ -97,7 +124,7 @@ def mixture_posterior(flags, latent_dim, input_dim):
                                  hidden=hidden_sizes(flags.encoder_hidden),
                                  activation=flags.activation, covariance=flags.covariance,
                                  network=encoder_network(flags, latent_dim, input_dim),
-                                 name="encoder")
+                                 min_scale=min_scale(flags), name="encoder")
 
 
 # ---------------------------------------------------------------------- priors

@@ -28,7 +28,7 @@ from tfvi.launch.registry import (
 )
 from tfvi.training import workdir as workdir_lib
 
-__all__ = ["FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "check_flag_at_least",
+__all__ = ["FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "TWO_LEVEL_ACCEPTS", "check_flag_at_least",
            "check_flag_choice", "fill_defaults", "from_stored", "resolve", "validate"]
 
 # Flags that control how a run is executed or reported, not what it computes: a
@@ -203,10 +203,47 @@ def _check_combinations(c, family):
     if c.strategy != "default" and c.jit_compile == "true":
         raise FlagError(f"--jit_compile=true is not supported with --strategy={c.strategy} "
                         "(XLA fails on distributed variables); accepted: auto, false.")
+    if not (math.isfinite(c.min_scale) and c.min_scale >= 0):
+        raise FlagError(f"--min_scale={c.min_scale} is not accepted; accepted values: 0 (no "
+                        "floor) or a positive finite number (e.g. 0.05).")
+    if c.architecture in networks.TWO_LEVEL_ARCHITECTURES:
+        _check_two_level(c)
+    if c.view == "pca20" and c.architecture != "mlp":
+        raise FlagError(f"--view=pca20 gives flat 20-D codes, not images; accepted with it: "
+                        f"--architecture=mlp (got {c.architecture}).")
+    if c.view == "pca20" and c.likelihood not in ("auto", "gaussian") and c.target != "label":
+        raise FlagError(f"--likelihood={c.likelihood} is not supported with --view=pca20 "
+                        "(real-valued codes); accepted: auto, gaussian.")
     try:
         workdir_lib.check_workdir_path(c.workdir)
     except ValueError as err:
         raise FlagError(str(err)) from None
+
+
+# What a two-level --architecture accepts (it builds its own encoder, decoder and prior).
+TWO_LEVEL_ACCEPTS = {"model": ("vae", "mim", "amim"), "posterior": ("gaussian",),
+                     "prior": ("normal", "vamp"), "likelihood": ("auto", "bernoulli"),
+                     "covariance": ("diag",), "view": ("full",), "target": ("input",),
+                     "prior_training": ("joint",)}
+
+
+def _check_two_level(c):
+    for name, accepted in TWO_LEVEL_ACCEPTS.items():
+        value = getattr(c, name, accepted[0])
+        if value not in accepted:
+            raise FlagError(f"--{name}={value} is not supported with --architecture="
+                            f"{c.architecture} (a two-level model with its own encoder, "
+                            f"decoder and prior); accepted: {', '.join(accepted)}.")
+    if c.latent_dim < 2:
+        raise FlagError(f"--latent_dim={c.latent_dim} is not accepted with --architecture="
+                        f"{c.architecture}: it is split into z1 and z2; accepted values: "
+                        "integers >= 2.")
+    if c.skip:
+        raise FlagError(f"--skip is not supported with --architecture={c.architecture}; "
+                        "accepted: --noskip.")
+    if not (math.isfinite(c.hvae_width) and c.hvae_width > 0):
+        raise FlagError(f"--hvae_width={c.hvae_width} is not accepted; accepted values: "
+                        "positive numbers.")
 
 
 def validate(config):

@@ -65,7 +65,12 @@ def define_flags():
                         "linear_gaussian, gmm2d; TFDS: mnist, binarized_mnist, fashion_mnist, "
                         "omniglot, cifar10).")
     flags.DEFINE_string("data_dir", None, "TFDS data directory (nothing is downloaded).")
-    flags.DEFINE_string("view", "full", "Encoder input: full, single_column (centre column).")
+    flags.DEFINE_string("view", "full", "Encoder input: full, single_column (centre column), "
+                        "pca20 (any data set: the first 20 principal components, fitted on "
+                        "the training split only and refitted identically by tfvi-eval; "
+                        "input and target are the 20-D codes, scored by a Gaussian "
+                        "likelihood with a learned per-dimension variance, so NLLs are in "
+                        "nats of the codes, not of the pixels; --architecture=mlp).")
     flags.DEFINE_string("target", "input", "Likelihood target: input, label, "
                         "same_class_random.")
     flags.DEFINE_float("validation_fraction", 0.0,
@@ -120,7 +125,17 @@ def define_flags():
                         "(image data sets; flat inputs and label targets keep the MLP): mlp "
                         "(--encoder_hidden/--decoder_hidden), dense_vae, conv_vae, resnet_vae "
                         "(Xu et al., B.2, for 28x28 images), conv (Morningstar et al.'s "
-                        "TFP-example networks).")
+                        "TFP-example networks), conv_hvae / conv_hvae_pixelcnn (Livne et al.'s "
+                        "two-level convHVAE / PixelHVAE after Tomczak & Welling, "
+                        "tfvi.layers.conv_hvae: its own encoder, decoder and prior; image data, "
+                        "--posterior=gaussian, --prior=normal|vamp on z2, --latent_dim split "
+                        "into z1 and z2, --model=vae|mim|amim).")
+    flags.DEFINE_float("hvae_width", 0.5, "--architecture=conv_hvae*: multiplier of every "
+                       "channel count and dense width (1.0: the paper's 32/64 channels and "
+                       "300 units).")
+    flags.DEFINE_float("min_scale", 0.0, "Floor on the standard deviations of the Gaussian "
+                       "or mixture posterior (q(z2|x) of conv_hvae*): 0 (none) or > 0; 0.05 "
+                       "is Livne et al.'s log-variance clamp at -6.")
     flags.DEFINE_string("preset", None, "Named preset of flag values (explicit flags win): "
                         + ", ".join(sorted(presets.PRESETS)) + ". " + presets.PAPER_SCALE_NOTE)
     define_plugin_flags()

@@ -9,7 +9,7 @@ own figures) and the closing line (only what this invocation wrote).
 import numpy as np
 
 __all__ = ["COLUMNS", "REPRESENTATION_METRICS", "closing_line", "evaluate_representation",
-           "summary_table"]
+           "layer_active_units", "summary_table"]
 
 # metrics.json key -> (table header, format); other keys print under their own name.
 COLUMNS = {
@@ -20,11 +20,13 @@ COLUMNS = {
     "ksg_mutual_information": ("MI(KSG)", "{:.3f}"),
     "knn5_accuracy": ("5-NN acc", "{:.3f}"),
     "reconstruction_rmse": ("RMSE", "{:.4f}"),
+    "active_units_z1": ("active z1", "{:d}"), "active_units_z2": ("active z2", "{:d}"),
 }
 GENERIC = ("loss", "elbo", "reconstruction", "kl", "nll", "active_units")
 # The representation figures (Livne et al., MIM, sections 5.1/5.3) that every
 # latent-variable family reports, so different families compare on one table.
-REPRESENTATION_METRICS = ("ksg_mutual_information", "knn5_accuracy", "reconstruction_rmse")
+REPRESENTATION_METRICS = ("ksg_mutual_information", "knn5_accuracy", "reconstruction_rmse",
+                          "active_units_z1", "active_units_z2")
 
 
 def evaluate_representation(model, prepared, config, reconstruct=True, ksg_points=None):
@@ -44,7 +46,19 @@ def evaluate_representation(model, prepared, config, reconstruct=True, ksg_point
             labels=None if labels is None else np.asarray(labels)[:n],
             train_codes=codes_tr, train_labels=labels_tr,
             ksg_points=ksg_points or config.ksg_points, seed=config.seed)
+        out[split].update(layer_active_units(model, x[:n], config.seed))
     return out
+
+
+def layer_active_units(model, x, seed=0):
+    """`{"active_units_z1": A_1, "active_units_z2": A_2}` for a two-level encoder (one
+    with `lower_dim`, `tfvi.evaluation.active_units_per_layer`), else `{}`."""
+    if getattr(getattr(model, "encoder", None), "lower_dim", None) is None or len(x) < 2:
+        return {}
+    from tfvi.evaluation import active_units_per_layer
+
+    return {f"active_units_{layer}": count
+            for layer, count in active_units_per_layer(model, x, seed=seed).items()}
 
 
 def _cell(value, fmt, width):

@@ -32,13 +32,18 @@ class Runtime:
 
 def resolve_runtime(config, strategy):
     """Sets `--precision`'s Keras policy (before any model is built) and resolves
-    `--jit_compile=auto` (`tfvi.precision`); XLA stays off under a strategy."""
-    from tfvi import precision
+    `--jit_compile=auto` (`tfvi.precision`); XLA stays off under a strategy. The
+    two-level models (`networks.TWO_LEVEL_ARCHITECTURES`) are convolutional for XLA's
+    default (off) and keep float32 under `--precision=auto` (their heads and
+    p(z1|z2) have no mixed-precision policy)."""
+    from tfvi import networks, precision
 
-    policy = precision.set_precision(config.precision, config.architecture)
+    two_level = config.architecture in networks.TWO_LEVEL_ARCHITECTURES
+    policy = precision.set_precision(config.precision,
+                                     "mlp" if two_level else config.architecture)
     jit = {"true": True, "false": False}.get(config.jit_compile)
     if jit is None:
-        jit = precision.default_jit_compile(config.architecture)
+        jit = precision.default_jit_compile("conv" if two_level else config.architecture)
     return Runtime(strategy, policy, jit and strategy is None)
 
 

@@ -19,7 +19,7 @@ import tensorflow_probability as tfp
 from tfvi.distributions import GaussianMixture
 from tfvi.layers import heads
 from tfvi.layers.mlp import MLP
-from tfvi.validation import check_choice, check_positive_int
+from tfvi.validation import check_choice, check_positive, check_positive_int
 
 tfd = tfp.distributions
 
@@ -52,6 +52,11 @@ class MixtureEncoder(keras.layers.Layer):
         which flattens image inputs first. The features are cast to float32, so
         under a mixed-precision policy the network computes in low precision and
         q(z|x) in float32.
+      min_scale: None (default) or a floor on every posterior standard deviation
+        (the diagonal of the scale): `scale = max(softplus(.) + 1e-5, min_scale)`.
+        Livne et al.'s MIM code clamps the log-variance at -6, i.e.
+        `min_scale=exp(-3)` ~ 0.05. The floor is hard: above it the gradient is that
+        of the softplus, below it zero (as with the authors' clamp).
     """
 
     def __init__(
@@ -62,9 +67,11 @@ class MixtureEncoder(keras.layers.Layer):
         activation="tanh",
         covariance="diag",
         network=None,
+        min_scale=None,
         **kwargs,
     ):
         super().__init__(**heads.float32_policy(kwargs))
+        self.min_scale = None if min_scale is None else check_positive("min_scale", min_scale)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.num_components = check_positive_int("components", components)
         self.covariance = check_choice("covariance", covariance, _COVARIANCES)
@@ -126,18 +133,24 @@ class MixtureEncoder(keras.layers.Layer):
         raw = self.scale_layer(h)
         if self.covariance == "diag":
             scale_diag = tf.nn.softplus(tf.reshape(raw, tf.concat([batch, comp, [d]], 0)))
-            params = {"loc": loc, "scale_diag": scale_diag + _MIN_SCALE}
+            params = {"loc": loc, "scale_diag": self._floor(scale_diag + _MIN_SCALE)}
         else:
             raw = tf.reshape(raw, tf.concat([batch, comp, [d * (d + 1) // 2]], 0))
             tril = tfp.math.fill_triangular(raw)
             # Masks, not set_diag: set_diag's gradient does not compile under XLA
             # when the batch size is dynamic (tf.data batches).
             eye = tf.eye(d, dtype=tril.dtype)
-            diag = tf.nn.softplus(tf.reduce_sum(tril * eye, axis=-1)) + _MIN_SCALE
+            diag = self._floor(tf.nn.softplus(tf.reduce_sum(tril * eye, axis=-1)) + _MIN_SCALE)
             params = {"loc": loc, "scale_tril": tril * (1.0 - eye) + diag[..., tf.newaxis] * eye}
         if k > 1:
             params["logits"] = self.logits_layer(h)
         return params
+
+    def _floor(self, scale):
+        """`max(scale, min_scale)` (the scale itself without `min_scale`)."""
+        if self.min_scale is None:
+            return scale
+        return tf.maximum(scale, tf.constant(self.min_scale, scale.dtype))
 
     def distribution(self, params):
         """The distribution with the given parameters (see `posterior_parameters`)."""
@@ -163,6 +176,7 @@ class MixtureEncoder(keras.layers.Layer):
             hidden=list(self.hidden),
             activation=self.activation,
             covariance=self.covariance,
+            min_scale=self.min_scale,
             network=(None if self.network is None
                      else keras.saving.serialize_keras_object(self.network)),
         )
@@ -178,9 +192,10 @@ class GaussianEncoder(MixtureEncoder):
     """
 
     def __init__(self, latent_dim, hidden=(200, 200), activation="tanh",
-                 covariance="diag", network=None, **kwargs):
+                 covariance="diag", network=None, min_scale=None, **kwargs):
         kwargs.pop("components", None)
-        super().__init__(latent_dim, 1, hidden, activation, covariance, network, **kwargs)
+        super().__init__(latent_dim, 1, hidden, activation, covariance, network,
+                         min_scale=min_scale, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -247,7 +247,7 @@ class HierarchicalPrior(Prior):
 
 def conv_hvae(image_shape=(28, 28, 1), lower_dim=16, upper_dim=16, width=0.5,
               prior="vampprior", num_pseudo_inputs=100, init_from_data=None,
-              likelihood="bernoulli", pixelcnn_blocks=3, seed=None):
+              likelihood="bernoulli", pixelcnn_blocks=3, seed=None, min_scale=None):
     """Livne et al.'s two-level image models (convHVAE and PixelHVAE, L = 2).
 
     Livne, Swersky & Fleet ("MIM: Mutual Information Machine", section 5.2) take
@@ -276,7 +276,8 @@ def conv_hvae(image_shape=(28, 28, 1), lower_dim=16, upper_dim=16, width=0.5,
       units; 1.0 is the paper). Latents d1 = d2 = 16 (the paper: 40 + 40), M = 100
       pseudo-inputs (the paper: 500).
     * Scales are `softplus(.) + floor` (tfvi's heads: floor 1e-5 on z2, 1e-4 on z1),
-      not the authors' log-variance clamped to [-6, 2].
+      not the authors' log-variance clamped to [-6, 2]; `min_scale=0.05` adds their
+      lower clamp (sigma >= exp(-3)) to q(z2|x) (`GaussianEncoder(min_scale=...)`).
     * The PixelHVAE's causal stack is tfvi's `PixelCNN` (a type-A masked convolution,
       gated residual blocks, dropout 0.5 in training) instead of the authors' eight
       masked convolutions with batch normalisation.
@@ -285,7 +286,8 @@ def conv_hvae(image_shape=(28, 28, 1), lower_dim=16, upper_dim=16, width=0.5,
     check_choice("likelihood", likelihood, ("bernoulli", "pixelcnn"))
     check_positive("width", width)
     image_shape = tuple(int(s) for s in image_shape)
-    top = GaussianEncoder(upper_dim, network=networks.hvae_top_encoder(width), name="top")
+    top = GaussianEncoder(upper_dim, network=networks.hvae_top_encoder(width),
+                          min_scale=min_scale, name="top")
     features = networks.hvae_lower_features(width)
     num_features = int(features.compute_output_shape((None,) + image_shape)[-1])
     encoder = HierarchicalEncoder(
