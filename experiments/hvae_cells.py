@@ -29,6 +29,9 @@ def base_parser(description, out_default):
     parser.add_argument("--smoke", action="store_true",
                         help="tiny data, widths and budgets: checks the script end to end "
                         "in seconds (numbers meaningless)")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: summarise the cells already on disk (a grid "
+                        "still running or interrupted) and list the missing ones")
     return parser
 
 
@@ -43,11 +46,12 @@ def _write_json(path, payload):
     os.replace(tmp, path)
 
 
-def run_cells(out, cells, run_cell):
+def run_cells(out, cells, run_cell, report_only=False):
     """Runs `run_cell(cell) -> {metric: value}` for every cell not yet on disk.
 
     Each row is the cell, its metrics, `wall_s`, `cpu_s` (this process's CPU time) and
-    the load average at its end. Returns every row, in the order of `cells`.
+    the load average at its end. Returns every row, in the order of `cells`. With
+    `report_only`, cells not on disk are listed as missing and skipped.
     """
     os.makedirs(os.path.join(out, "cells"), exist_ok=True)
     rows = []
@@ -57,6 +61,9 @@ def run_cells(out, cells, run_cell):
             with open(path) as f:
                 rows.append(json.load(f))
             print(f"done before: {cell_key(cell)}", flush=True)
+            continue
+        if report_only:
+            print(f"missing: {cell_key(cell)}", flush=True)
             continue
         wall, cpu = time.time(), time.process_time()
         row = dict(cell)

@@ -121,7 +121,7 @@ def main(argv=None):
         return row
 
     cells = [{"model": m, "seed": s} for s in args.seeds for m in args.models]
-    rows = run_cells(args.out, cells, run_cell)
+    rows = run_cells(args.out, cells, run_cell, report_only=args.report)
     return finish(args.out, args, rows, ("model",), METRICS)
 
 

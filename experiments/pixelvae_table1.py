@@ -102,7 +102,7 @@ def main(argv=None):
         return row
 
     cells = [{"prior": p, "seed": s} for s in args.seeds for p in args.priors]
-    rows = run_cells(args.out, cells, run_cell)
+    rows = run_cells(args.out, cells, run_cell, report_only=args.report)
     table = finish(args.out, args, rows, ("prior",), METRICS)
     by_prior = {e["prior"]: e for e in table}
     if {"normal", "realnvp"} <= set(by_prior):
