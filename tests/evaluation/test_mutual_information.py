@@ -93,3 +93,16 @@ def test_encoder_mutual_information_limits_and_gaussian_value():
     assert abs(est - 2 * 0.5 * np.log(1 + 1 / 0.25)) < 0.1
     with pytest.raises(ValueError, match="num_points"):
         encoder_mutual_information(_Model(lambda v: v, 1.0), x[:1])
+
+
+def test_shrunk_codes_bias_ksg_unless_standardized():
+    # The MI is invariant to rescaling z; the raw estimator is not (codes 100x smaller
+    # than the data lose most of their estimated MI, as a MIM encoder's shrunk codes
+    # do), the standardised one is, and it stays near the truth.
+    x, z, truth = _correlated_gaussians(2000, 2, 0.8, seed=11)
+    raw, shrunk = ksg_mutual_information(x, z), ksg_mutual_information(x, 0.01 * z)
+    assert abs(raw - truth) < 0.05 and shrunk < 0.5 * truth
+    np.testing.assert_allclose(
+        ksg_mutual_information(x, 0.01 * z, standardize=True),
+        ksg_mutual_information(3.0 * x, z, standardize=True), atol=1e-9)
+    assert abs(ksg_mutual_information(x, 0.01 * z, standardize=True) - truth) < 0.05

@@ -10,6 +10,13 @@ than eps_i to point i in each marginal space,
 
 in nats. Vectorised with scipy's cKDTree (one k-NN query, two ball-count queries);
 MIM's reference code loops over points in Python.
+
+The true I(x; z) does not change when z is rescaled, but the estimate does: eps_i is
+set by whichever of x and z has the larger distances, so codes much smaller than the
+data (a MIM encoder that shrinks its codes) count nearly every point as a z-neighbour
+and the estimate falls towards 0. Kraskov et al. rescale each variable to unit
+variance; `standardize=True` does that per dimension. Livne et al.'s code does not,
+so the default (False) reproduces their numbers.
 """
 
 import keras
@@ -33,7 +40,8 @@ def _as_2d(name, a):
 
 
 def ksg_mutual_information(x: ArrayLike, z: ArrayLike, k: int = 5, max_points: int = 3000,
-                           seed: int = 0, noise: float = 1e-10) -> float:
+                           seed: int = 0, noise: float = 1e-10,
+                           standardize: bool = False) -> float:
     """KSG estimate (estimator 1, max-norm) of I(x; z) in nats.
 
     Args:
@@ -45,6 +53,8 @@ def ksg_mutual_information(x: ArrayLike, z: ArrayLike, k: int = 5, max_points: i
       seed: seed of the subsample and of the tie-breaking jitter.
       noise: relative scale of a tiny jitter that breaks ties between duplicate
         points (binary pixels), which would otherwise make counts ill-defined.
+      standardize: divide every dimension of x and z by its standard deviation first,
+        which makes the estimate invariant to rescaling either variable.
 
     Returns:
       A float (may be slightly negative for independent variables: the estimator
@@ -61,6 +71,8 @@ def ksg_mutual_information(x: ArrayLike, z: ArrayLike, k: int = 5, max_points: i
     n = x.shape[0]
     if n <= k:
         raise ValueError(f"Need more than k={k} points; got {n}.")
+    if standardize:
+        x, z = (a / np.where(a.std(axis=0) > 0, a.std(axis=0), 1.0) for a in (x, z))
     rng = np.random.default_rng(seed)
     if n > max_points:
         idx = rng.choice(n, max_points, replace=False)
