@@ -201,3 +201,24 @@ def test_chunked_iwae_keeps_an_exact_running_logsumexp_over_chunks():
         model, x, None, s, seed, chunk_size=tf.constant(7)))
     # The graph may fuse the float32 log-density ops differently: round-off of ~1e-6.
     np.testing.assert_allclose(in_graph(tf.constant(40)), chunked, rtol=0, atol=1e-5)
+
+
+def test_image_targets_get_small_iwae_chunks_by_default():
+    # 50,000 decoder evaluations per chunk of a 28x28 conv decoder need ~17 GB; image
+    # events default to 1,000. Chunk c uses the seed fold_in(seed, t_c), so the
+    # estimate identifies the chunking: the default must equal the 1,000 one.
+    assert evaluation.likelihood.default_chunk_elements(np.zeros((3, 28, 28, 1))) == 1_000
+    assert evaluation.likelihood.default_chunk_elements(np.zeros((3, 784))) == 50_000
+    keras.utils.set_random_seed(0)
+    conv = keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
+    model = models.VAE(layers.GaussianEncoder(2, network=conv),
+                       layers.BernoulliDecoder(event_shape=(6, 6, 1), hidden=(8,)),
+                       input_dim=(6, 6, 1))
+    x = (np.random.default_rng(0).uniform(size=(4, 6, 6, 1)) < 0.5).astype(np.float32)
+
+    def estimate(**kwargs):
+        return evaluation.iwae_log_likelihood(model, x, num_samples=600, batch_size=4,
+                                              seed=3, **kwargs)
+
+    np.testing.assert_array_equal(estimate(), estimate(max_chunk_elements=1_000))
+    assert not np.array_equal(estimate(), estimate(max_chunk_elements=50_000))
