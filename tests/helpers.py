@@ -6,8 +6,10 @@
   and TensorFlow, the way a deployment loads a SavedModel; the script's `report(...)`
   line comes back as a dict whose "foreign_modules" lists any tfvi / TFP module that
   was imported (a SavedModel that needs neither gives `[]`).
+- `experiment_script`: imports a script of the top-level `experiments/` folder as a module.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -65,3 +67,14 @@ def run_tensorflow_only(body, *argv, directory, timeout=600):
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "experiments")
+
+
+def experiment_script(name):
+    """`experiments/<name>.py` as a module (the scripts import their siblings by name)."""
+    if EXPERIMENTS not in sys.path:
+        sys.path.insert(0, EXPERIMENTS)
+    return importlib.import_module(name)

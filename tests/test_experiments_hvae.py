@@ -1,21 +1,13 @@
 """The hvae reproduction scripts end to end in --smoke mode: every cell's JSON is
 written, results.json holds the whole grid, and a rerun skips finished cells."""
 
-import importlib
 import json
 import os
 import sys
 
 import pytest
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "experiments")
-
-
-def _script(name):
-    if EXPERIMENTS not in sys.path:
-        sys.path.insert(0, EXPERIMENTS)
-    return importlib.import_module(name)
+from tests.helpers import experiment_script
 
 
 def _cells(out):
@@ -30,7 +22,7 @@ def _cells(out):
 ])
 def test_smoke_run_writes_every_cell_and_resumes(name, flags, expected, tmp_path, capsys):
     out = str(tmp_path / name)
-    script = _script(name)
+    script = experiment_script(name)
     script.main(["--smoke", "--seeds", "0", "--out", out] + flags)
     assert _cells(out) == [f"{c}.json" for c in expected]
     with open(os.path.join(out, "results.json")) as f:

@@ -2,19 +2,11 @@
 missing ones and trains nothing, so a grid that spans several sessions can be tabled
 while it runs."""
 
-import importlib
 import json
 import os
 import sys
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "experiments")
-
-
-def _script(name):
-    if EXPERIMENTS not in sys.path:
-        sys.path.insert(0, EXPERIMENTS)
-    return importlib.import_module(name)
+from tests.helpers import experiment_script
 
 
 def _fake_cell(root, name, nll, elbo, ais_nll):
@@ -36,7 +28,7 @@ def test_table1_report_tables_finished_cells_and_trains_nothing(tmp_path, capsys
     sys_argv = sys.argv
     sys.argv = ["table1_xu.py", "--report", "--results_dir", root]
     try:
-        _script("table1_xu").main()
+        experiment_script("table1_xu").main()
     finally:
         sys.argv = sys_argv
     out = capsys.readouterr().out
@@ -62,7 +54,7 @@ def test_hvae_report_lists_missing_cells_and_trains_nothing(tmp_path, capsys):
            "knn5": 0.6, "wall_s": 10.0, "cpu_s": 12.0, "load_average": [1.0, 1.0, 1.0]}
     with open(os.path.join(out, "cells", "model=vae__latent=2__seed=0.json"), "w") as fh:
         json.dump(row, fh)
-    table = _script("mim_pca20").main(
+    table = experiment_script("mim_pca20").main(
         ["--smoke", "--seeds", "0", "--latents", "2", "--out", out, "--report"])
     printed = capsys.readouterr().out
     assert "missing: model=mim__latent=2__seed=0" in printed
