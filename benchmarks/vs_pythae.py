@@ -11,7 +11,7 @@ Workloads:
   (b) iwae784: IWAE k=50, binarised mnist5k (2560 x 784), 784-200-200-50 tanh both
                ways, batch 128 (20 steps per epoch), plus the FLOP ceiling: every matrix
                product of one step at the model's shapes, alone (`vs_pythae_tf.py`);
-  (c) resnet:  Xu et al.'s ResnetVAE (B.2; `tfvi.networks`), 28x28x1 mnist5k (1024),
+  (c) resnet:  Xu et al.'s ResnetVAE (B.2; `tfvi.networks`), 28x28x1 mnist5k (512),
                batch 128, latent 40, ELBO; tfvi with its default precision and XLA choice.
 Variants (`vs_pythae_tf.py`, `vs_pythae_torch.py`): tfvi_fit, tfvi_bare[_graph],
 gemm_xla/gemm_graph, pythae_trainer (Pythae's `BaseTrainer.train_step`, its own loop
@@ -49,20 +49,20 @@ MLP = dict(kind="mlp", hidden=(200, 200))
 WORKLOADS = {
     "digits": dict(MLP, label="(a) VAE ELBO, digits 64-d, 2x200 tanh, latent 8, batch 100",
                    data="digits", input_dim=64, latent_dim=8, objective="elbo", samples=1,
-                   batch_size=100, epochs=20, train_epochs=6, rounds=5,
+                   batch_size=100, epochs=20, train_epochs=6, rounds=4,
                    tf_variants=("tfvi_fit", "tfvi_bare", "tfvi_bare_graph"),
                    train_flags=["--dataset=digits", "--objective=elbo", "--samples=1",
                                 "--latent_dim=8", "--batch_size=100"]),
     "iwae784": dict(MLP, label="(b) IWAE k=50, mnist5k 784-d, 784-200-200-50 tanh, batch 128",
                     data="mnist5k", examples=2560, input_dim=784, latent_dim=50,
                     objective="iwae", samples=50, batch_size=128, epochs=1, train_epochs=3,
-                    rounds=4, tf_variants=("tfvi_fit", "tfvi_bare", "gemm_xla", "gemm_graph"),
+                    rounds=3, tf_variants=("tfvi_fit", "tfvi_bare", "gemm_xla", "gemm_graph"),
                     train_flags=["--dataset=mnist5k", "--architecture=mlp",
                                  "--objective=iwae", "--samples=50", "--latent_dim=50",
                                  "--batch_size=128"]),
     "resnet": dict(kind="resnet", label="(c) ResnetVAE (Xu et al. B.2), 28x28, batch 128, "
-                   "latent 40, ELBO", data="mnist5k", examples=1024, latent_dim=40,
-                   objective="elbo", samples=1, batch_size=128, epochs=1, rounds=4,
+                   "latent 40, ELBO", data="mnist5k", examples=512, latent_dim=40,
+                   objective="elbo", samples=1, batch_size=128, epochs=1, rounds=3,
                    tf_variants=("tfvi_fit",), train_flags=None),
 }
 COMMON_TRAIN_FLAGS = ["--model=vae", "--components=1", "--encoder_hidden=200,200",
@@ -98,8 +98,10 @@ def worker(kind):
 
                     workload = TorchWorkload(spec, np.load(req["data_path"]))
                 for v in workload.variants():  # warm-up: trace, compile, allocate
-                    workload.run(v, req["epochs"])
-                reply = dict(variants=workload.variants(), info=workload.info())
+                    workload.run(v, 1)
+                epoch_s = {v: workload.run(v, 1)[1] for v in workload.variants()}
+                reply = dict(variants=workload.variants(), info=workload.info(),
+                             epoch_s=epoch_s)
             elif req["cmd"] == "run":
                 examples, wall, cpu = workload.run(req["variant"], req["epochs"])
                 reply = dict(examples=examples, wall=wall, cpu=cpu)
@@ -162,24 +164,29 @@ def tfvi_train_block(spec, epochs, log):
 
 
 # ---------------------------------------------------------------- driver
-def run_workload(name, spec, rounds, quick, log):
+def run_workload(name, spec, rounds, quick, log, skip=(), block_s=2.0):
     tmp = tempfile.mkdtemp(prefix="vs_pythae_")
     data_path = os.path.join(tmp, "x.npy")
     epochs = 1 if quick else spec["epochs"]
     tfw = Worker("tf", log)
     try:
         t0 = time.perf_counter()
-        tf_info = tfw.ask(cmd="setup", workload=name, data_path=data_path, epochs=epochs)
+        tf_info = tfw.ask(cmd="setup", workload=name, data_path=data_path)
         torchw = Worker("torch", log)
         try:
-            torch_info = torchw.ask(cmd="setup", workload=name, data_path=data_path,
-                                    epochs=epochs)
+            torch_info = torchw.ask(cmd="setup", workload=name, data_path=data_path)
             setup_s = time.perf_counter() - t0
+            # tfvi_fit: the workload's epochs per fit call; the others as many epochs
+            # as take about `block_s` (Pythae under load: one epoch can take seconds).
+            epoch_s = dict(tf_info["epoch_s"], **torch_info["epoch_s"])
+            per_block = {v: epochs if v == "tfvi_fit" or quick else
+                         max(1, min(epochs, round(block_s / max(t, 1e-6))))
+                         for v, t in epoch_s.items()}
             owners = {v: tfw for v in tf_info["variants"]}
             owners.update({v: torchw for v in torch_info["variants"]})
             if spec["train_flags"]:
                 owners["tfvi_train"] = None
-            names = list(owners)
+            names = [v for v in owners if v not in skip]
             blocks = {v: [] for v in names}
             loads = []
             for r in range(rounds):
@@ -188,7 +195,7 @@ def run_workload(name, spec, rounds, quick, log):
                         e = 2 if quick else spec["train_epochs"]
                         ex, wall, cpu = tfvi_train_block(spec, e, log)
                     else:
-                        reply = owners[v].ask(cmd="run", variant=v, epochs=epochs)
+                        reply = owners[v].ask(cmd="run", variant=v, epochs=per_block[v])
                         ex, wall, cpu = reply["examples"], reply["wall"], reply["cpu"]
                     blocks[v].append(dict(examples=ex, wall=wall, cpu=cpu))
                     print(f"  {name} round {r + 1} {v:16} {ex / wall:9.0f} ex/s "
@@ -208,7 +215,7 @@ def run_workload(name, spec, rounds, quick, log):
                        blocks=bs)
     result = dict(label=spec["label"], rows=rows, load_avg_per_round=loads,
                   setup_s=setup_s, tf=tf_info["info"], torch=torch_info["info"],
-                  epochs_per_block=epochs)
+                  epochs_per_block=per_block, warm_epoch_s=epoch_s)
     result["ratios"] = ratios(rows, tf_info["info"], spec)
     return result
 
@@ -250,6 +257,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=0, help="0: each workload's default")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, 1 epoch")
     parser.add_argument("--worker", choices=("tf", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--skip", default="", help="variants not to time (comma separated)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.worker:
@@ -277,8 +285,10 @@ def main(argv=None):
         for name in names:
             spec = WORKLOADS[name]
             rounds = 2 if args.quick else (args.rounds or spec["rounds"])
-            report["workloads"][name] = run_workload(name, spec, rounds, args.quick, log)
+            report["workloads"][name] = run_workload(name, spec, rounds, args.quick, log,
+                                                      args.skip.split(","))
             print_table(name, report["workloads"][name])
+            report_io.finish(dict(report, partial=True), out)  # kept if a later one fails
     children = os.times()
     report.update(wall_s=time.perf_counter() - t0,
                   cpu_s=children.children_user + children.children_system
