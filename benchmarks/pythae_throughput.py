@@ -128,7 +128,7 @@ def main(argv=None):
     torch, missing = _import_pythae()
     if torch is None:
         print(f"skipped: pythae/torch not installed ({missing}); they are optional and not "
-              "tfvi dependencies: `pip install ".[pythae]"` to compare.")
+              "tfvi dependencies: `pip install '.[pythae]'` to compare.")
         return None
     import pythae
 
