@@ -257,6 +257,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=0, help="0: each workload's default")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, 1 epoch")
     parser.add_argument("--worker", choices=("tf", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--torch_threads", type=int, default=2,
+                        help="torch intra-op threads (2: the machine's cores)")
     parser.add_argument("--skip", default="", help="variants not to time (comma separated)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -267,6 +269,9 @@ def main(argv=None):
         print(f"skipped: {' and '.join(missing)} not installed; Pythae is optional "
               "(pip install '.[pythae]' to compare).")
         return 0
+    if args.torch_threads < 1:
+        parser.error(f"--torch_threads must be a positive integer; got {args.torch_threads}")
+    os.environ["VS_PYTHAE_TORCH_THREADS"] = str(args.torch_threads)
     names = args.workloads.split(",")
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:

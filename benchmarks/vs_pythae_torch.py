@@ -21,6 +21,7 @@ and a sigmoid, Pythae's "bce" wants probabilities). tfvi's L2 1e-4 on the kernel
 not reproduced (a few elementwise ops per step).
 """
 
+import os
 import tempfile
 import time
 
@@ -113,7 +114,7 @@ class TorchWorkload:
         from pythae.data.datasets import BaseDataset
         from pythae.trainers import BaseTrainer, BaseTrainerConfig
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(int(os.environ.get("VS_PYTHAE_TORCH_THREADS", "2")))
         self.torch, self.spec = torch, spec
         data = torch.from_numpy(x)
         if spec["kind"] == "resnet":
