@@ -58,13 +58,17 @@ def _modules(torch):
     encoder_plan = ((32, 1), (32, 1), (64, 2), (64, 1), (64, 2), (16, 1))
     decoder_plan = ((64, 1), (64, 2), (64, 1), (32, 2), (32, 1))
 
+    def stack(plan, c, transpose):
+        blocks = []
+        for c_out, s in plan:
+            blocks.append(Block(c, c_out, s, transpose))
+            c = c_out
+        return blocks, c
+
     class ResnetEncoder(BaseEncoder):
         def __init__(self, latent_dim):
             super().__init__()
-            blocks, c = [], 1
-            for c_out, s in encoder_plan:
-                blocks.append(Block(c, c_out, s, transpose=False))
-                c = c_out
+            blocks, _ = stack(encoder_plan, 1, transpose=False)
             self.net = nn.Sequential(*blocks, nn.Flatten())
             self.head = nn.Linear(7 * 7 * 16, 2 * latent_dim)
 
@@ -75,10 +79,7 @@ def _modules(torch):
     class ResnetDecoder(BaseDecoder):
         def __init__(self, latent_dim):
             super().__init__()
-            blocks, c = [], 16
-            for c_out, s in decoder_plan:
-                blocks.append(Block(c, c_out, s, transpose=True))
-                c = c_out
+            blocks, c = stack(decoder_plan, 16, transpose=True)
             self.dense = nn.Sequential(nn.Linear(latent_dim, 7 * 7 * 16), act())
             self.net = nn.Sequential(*blocks, nn.Conv2d(c, 1, 1), nn.Sigmoid())
 
