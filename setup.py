@@ -45,7 +45,9 @@ setuptools.setup(
     # interpreter was available to run the suite), so 3.11 is the floor we claim.
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    # pythae: only benchmarks/vs_pythae.py and pythae_throughput.py use it (side by side).
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"],
+                    "pythae": ["torch>=2.1", "pythae~=0.1.2"]},
     entry_points={
         "console_scripts": [
             "tfvi-train=tfvi.launch.train:run",

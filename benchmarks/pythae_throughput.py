@@ -1,6 +1,6 @@
 """Pythae (PyTorch) VAE / IWAE training throughput on the shapes of train_throughput.py.
 
-    python benchmarks/pythae_throughput.py     # needs `pip install torch==2.13.0 pythae`
+    python benchmarks/pythae_throughput.py     # needs `pip install ".[pythae]"`
 
 Side-by-side reference for `benchmarks/train_throughput.py` (not a tfvi dependency):
   (a) pythae VAE, 64-d binary data (the digits), MLP 2x200 tanh, latent 8, batch 100;
@@ -128,7 +128,7 @@ def main(argv=None):
     torch, missing = _import_pythae()
     if torch is None:
         print(f"skipped: pythae/torch not installed ({missing}); they are optional and not "
-              "tfvi dependencies: `pip install torch==2.13.0 pythae` (CPU wheel) to compare.")
+              "tfvi dependencies: `pip install '.[pythae]'` to compare.")
         return None
     import pythae
 

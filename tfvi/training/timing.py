@@ -1,4 +1,4 @@
-"""Training wall time that survives a resume."""
+"""Training wall time (and this process's CPU time) that survives a resume."""
 
 import time
 
@@ -8,31 +8,42 @@ __all__ = ["TrainTiming"]
 
 
 class TrainTiming(keras.callbacks.Callback):
-    """Writes the cumulative training time into `state[key]` at the end of every epoch.
+    """Writes the cumulative training time into `state[key]` at the end of every epoch,
+    and the process CPU time spent in this `fit` into `state[cpu_key]`.
 
     `state` is the dict a checkpoint saves with each epoch (`CheckpointCallback.
     extra_state`; list this callback before the checkpoint callback), and
     `previous_seconds` the time the checkpoint a run resumed from had recorded, so
-    the total counts every run that trained this model.
+    the total counts every run that trained this model. The CPU time (all threads of
+    this process, `time.process_time`) counts this `fit` only: with the wall time
+    of each epoch's checkpoint it gives the steady-state cost of an epoch of a
+    `tfvi-train` run (`benchmarks/vs_pythae.py`).
 
     Args:
       state: the dict to write into (held, not copied).
       previous_seconds: training time of earlier runs.
       key: the entry of `state` to write.
+      cpu_key: the entry for this fit's CPU seconds (None: not written).
     """
 
-    def __init__(self, state, previous_seconds=0.0, key="train_seconds"):
+    def __init__(self, state, previous_seconds=0.0, key="train_seconds",
+                 cpu_key="fit_cpu_seconds"):
         super().__init__()
         self.state = state
         self.previous_seconds = float(previous_seconds)
         self.key = key
+        self.cpu_key = cpu_key
         self._start = None
+        self._cpu_start = None
 
     def on_train_begin(self, logs=None):
         self._start = time.time()
+        self._cpu_start = time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         self.state[self.key] = self.seconds
+        if self.cpu_key is not None:
+            self.state[self.cpu_key] = time.process_time() - self._cpu_start
 
     @property
     def seconds(self):
