@@ -3,20 +3,28 @@
 A *cell* is one trained model (a dict such as `{"model": "mim", "seed": 0}`). Each cell
 writes `<out>/cells/<key>.json` when it is done (via a temporary file, so a killed run
 leaves no half-written cell) and is skipped when the script is run again, so a long
-reproduction resumes where it stopped. `finish` writes `<out>/results.json` (arguments,
-every cell, the table) and prints the table.
+reproduction resumes where it stopped. Training inside a cell resumes too: with
+`resume(model, out, cell)`'s epoch and callbacks in its `fit`, the weights and optimizer
+state are checkpointed in `<out>/cells/<key>.backup/` at each epoch end, a rerun
+continues from the last finished epoch, and the cell's `wall_s`/`cpu_s` add up the time
+of every invocation (except the part of an epoch that a kill threw away). `finish`
+writes `<out>/results.json` (arguments, every cell, the table) and prints the table.
 """
 
 import argparse
 import json
 import os
+import shutil
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvi.training import CheckpointCallback, CheckpointManager
+
 __all__ = ["base_parser", "cell_key", "finish", "format_table", "run_cells", "summarize",
-           "binarized_batches"]
+           "binarized_batches", "resume"]
 
 
 def base_parser(description, out_default):
@@ -39,6 +47,54 @@ def cell_key(cell):
     return "__".join(f"{k}={v}" for k, v in cell.items())
 
 
+def backup_dir(out, cell):
+    return os.path.join(out, "cells", cell_key(cell) + ".backup")
+
+
+class _CellClock(keras.callbacks.Callback):
+    """Writes the cell's cumulative wall and CPU seconds at each epoch end."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    def on_train_begin(self, logs=None):
+        self.base = _read_clock(self.directory)
+        self.wall, self.cpu = time.time(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        _write_json(os.path.join(self.directory, "clock.json"),
+                    {"wall_s": self.base["wall_s"] + time.time() - self.wall,
+                     "cpu_s": self.base["cpu_s"] + time.process_time() - self.cpu})
+
+
+def _read_clock(directory):
+    path = os.path.join(directory, "clock.json")
+    if not os.path.exists(path):
+        return {"wall_s": 0.0, "cpu_s": 0.0}
+    with open(path) as f:
+        return json.load(f)
+
+
+def resume(model, out, cell):
+    """Lets a cell's training continue in a later process: `(initial_epoch, callbacks)`.
+
+    Restores the newest checkpoint in `<out>/cells/<key>.backup/` into `model` (built and
+    compiled; its weights, optimizer state and sampling-seed states, via
+    `tfvi.training.CheckpointManager`) and returns the epoch to start from with the
+    callbacks that checkpoint each epoch and keep the cell's clock. Pass both to `fit`.
+    The data stream restarts from its seed, so a resumed run sees batches in a different
+    order than an uninterrupted one would. The checkpoints stay after training
+    (`run_cells` removes them once the cell's JSON is written), so a run killed during
+    the long evaluation does not train the cell again.
+    """
+    directory = backup_dir(out, cell)
+    manager = CheckpointManager(os.path.join(directory, "checkpoints"), keep=1)
+    state = manager.restore(model)
+    return (state["epoch"] if state else 0), [CheckpointCallback(manager),
+                                              _CellClock(directory)]
+
+
 def _write_json(path, payload):
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
@@ -49,8 +105,9 @@ def _write_json(path, payload):
 def run_cells(out, cells, run_cell, report_only=False):
     """Runs `run_cell(cell) -> {metric: value}` for every cell not yet on disk.
 
-    Each row is the cell, its metrics, `wall_s`, `cpu_s` (this process's CPU time) and
-    the load average at its end. Returns every row, in the order of `cells`. With
+    Each row is the cell, its metrics, `wall_s`, `cpu_s` (CPU time of this process and of
+    the earlier invocations that `resume` recorded) and the load average at
+    its end. Returns every row, in the order of `cells`. With
     `report_only`, cells not on disk are listed as missing and skipped.
     """
     os.makedirs(os.path.join(out, "cells"), exist_ok=True)
@@ -65,12 +122,15 @@ def run_cells(out, cells, run_cell, report_only=False):
         if report_only:
             print(f"missing: {cell_key(cell)}", flush=True)
             continue
+        earlier = _read_clock(backup_dir(out, cell))
         wall, cpu = time.time(), time.process_time()
         row = dict(cell)
         row.update(run_cell(cell))
-        row.update(wall_s=time.time() - wall, cpu_s=time.process_time() - cpu,
+        row.update(wall_s=earlier["wall_s"] + time.time() - wall,
+                   cpu_s=earlier["cpu_s"] + time.process_time() - cpu,
                    load_average=list(os.getloadavg()))
         _write_json(path, row)
+        shutil.rmtree(backup_dir(out, cell), ignore_errors=True)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

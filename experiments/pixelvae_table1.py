@@ -29,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvae_cells import base_parser, binarized_batches, finish, run_cells  # noqa: E402
+from hvae_cells import (base_parser, binarized_batches, finish, resume,  # noqa: E402
+                        run_cells)
 
 import tfvi  # noqa: E402
 from tfvi import networks  # noqa: E402
@@ -93,11 +94,14 @@ def main(argv=None):
         schedule = keras.optimizers.schedules.ExponentialDecay(
             1e-3, decay_steps=third * steps, decay_rate=0.1, staircase=True)
         model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=False)
+        initial_epoch, checkpointing = resume(model, args.out, cell)
         history = model.fit(
             binarized_batches(arrays["train_probs"], args.batch_size, cell["seed"]),
-            epochs=args.epochs, verbose=0, callbacks=[KLWarmup(third)])
-        row = {"epochs": len(history.history["loss"]),
-               "final_loss": float(history.history["loss"][-1])}
+            epochs=args.epochs, initial_epoch=initial_epoch, verbose=0,
+            callbacks=[KLWarmup(third)] + checkpointing)
+        row = {"epochs": args.epochs, "resumed_at_epoch": initial_epoch,
+               "final_loss": (float(history.history["loss"][-1]) if history.epoch
+                              else None)}
         row.update(evaluate(model, arrays["test_x"], args, cell["seed"]))
         return row
 

@@ -38,3 +38,63 @@ def test_smoke_run_writes_every_cell_and_resumes(name, flags, expected, tmp_path
     assert capsys.readouterr().out.count("done before:") == len(expected)
     assert stamps == {c: os.path.getmtime(os.path.join(out, "cells", c))
                       for c in _cells(out)}
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_a_cell_killed_mid_training_resumes_at_its_next_epoch(tmp_path):
+    """A run killed after epoch 2 of 4 resumes with epoch 2's weights and optimizer state,
+    trains epochs 3-4 only, and the cell's clock adds both invocations."""
+    import keras
+    import numpy as np
+    import tfvi
+    hvae_cells = experiment_script("hvae_cells")
+    out, cell = str(tmp_path), {"model": "vae", "seed": 0}
+    x = (np.random.default_rng(0).random((64, 6)) < 0.5).astype("float32")
+    seen = {}
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, kill):
+            super().__init__()
+            self.kill = kill
+
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.setdefault("first_epoch", epoch)
+            seen.setdefault("start", [w.numpy().copy() for w in
+                                      self.model.optimizer.variables + self.model.weights])
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.kill and epoch == 1:
+                seen["killed"] = [w.numpy().copy() for w in
+                                  self.model.optimizer.variables + self.model.weights]
+                raise _Kill()
+
+    def fit(kill):
+        seen.pop("first_epoch", None), seen.pop("start", None)
+        keras.utils.set_random_seed(1)
+        model = tfvi.models.VAE(tfvi.layers.GaussianEncoder(2, hidden=(8,)),
+                                tfvi.layers.BernoulliDecoder(6, hidden=(8,)),
+                                input_dim=6, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+        initial_epoch, callbacks = hvae_cells.resume(model, out, cell)
+        history = model.fit(x, epochs=4, batch_size=16, verbose=0, shuffle=False,
+                            initial_epoch=initial_epoch, callbacks=callbacks + [Record(kill)])
+        return model, history
+
+    with pytest.raises(_Kill):
+        fit(kill=True)
+    model, history = fit(kill=False)
+    assert seen["first_epoch"] == 2 and history.epoch == [2, 3]
+    # Adam's step count, moments and the model's weights as they were after epoch 2.
+    assert int(seen["start"][0]) == 2 * 4
+    for killed, restored in zip(seen["killed"], seen["start"]):
+        np.testing.assert_array_equal(killed, restored)
+    assert int(model.optimizer.iterations.numpy()) == 4 * 4
+
+    with open(os.path.join(hvae_cells.backup_dir(out, cell), "clock.json")) as f:
+        clock = json.load(f)
+    rows = hvae_cells.run_cells(out, [cell], lambda c: {"nll": 1.0})
+    assert 0 < clock["cpu_s"] <= rows[0]["cpu_s"] and 0 < clock["wall_s"] <= rows[0]["wall_s"]
+    assert not os.path.exists(hvae_cells.backup_dir(out, cell))
