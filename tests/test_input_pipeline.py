@@ -48,12 +48,12 @@ def test_callbacks_that_act_before_every_step_get_one_step_per_call():
         [KLWarmup(5, per_step=True, steps_per_epoch=3)]) == 1
 
 
-def _model(**compile_kwargs):
+def _model(jit=False, **compile_kwargs):
     keras.utils.set_random_seed(0)
     model = tfvi.models.VAE(tfvi.layers.GaussianEncoder(2, hidden=(8,)),
                             tfvi.layers.BernoulliDecoder(64, hidden=(8,)), input_dim=64,
                             seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False,
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit,
                   **compile_kwargs)
     return model
 
@@ -110,3 +110,50 @@ def test_steps_per_epoch_is_honoured_on_an_endless_stream():
     model.fit(stream, steps_per_epoch=15, epochs=2, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 30
     assert model.steps_per_execution == 15
+
+
+def test_block_dataset_stacks_each_epochs_permutation_into_blocks():
+    x = np.arange(23, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    y = -x[:, :1]
+    ds, per_epoch = input_pipeline.block_dataset(x, y, batch_size=5, block_steps=3,
+                                                 shuffle=True, seed=3)
+    # 23 = 4 x 5 + 3: one block of 3 batches, the fourth full batch, the remainder.
+    assert per_epoch == 3
+    elements = list(ds.take(2 * per_epoch))
+    assert [tuple(e[0].shape) for e in elements[:3]] == [(3, 5, 3), (1, 5, 3), (1, 3, 3)]
+    epochs = []
+    for epoch in (elements[:3], elements[3:]):
+        xs = np.concatenate([e[0].numpy().reshape(-1, 3) for e in epoch])
+        ys = np.concatenate([e[1].numpy().reshape(-1, 1) for e in epoch])
+        np.testing.assert_array_equal(np.sort(xs[:, 0]), np.arange(23))  # each row once
+        np.testing.assert_array_equal(ys[:, 0], -xs[:, 0])
+        epochs.append(xs[:, 0])
+    assert not np.array_equal(*epochs)  # a new permutation every epoch
+    ordered, n = input_pipeline.block_dataset(x, batch_size=4, block_steps=16, shuffle=False)
+    blocks = list(ordered.take(n))
+    assert n == 2 and [tuple(b.shape) for b in blocks] == [(5, 4, 3), (1, 3, 3)]
+    np.testing.assert_array_equal(np.concatenate([b.numpy().reshape(-1, 3) for b in blocks]), x)
+    with pytest.raises(ValueError, match="block_steps"):
+        input_pipeline.block_dataset(x, block_steps=0)
+
+
+def test_fused_blocks_train_exactly_like_one_xla_step_per_batch():
+    """With XLA, fit on arrays runs blocks of steps in one XLA while-loop: the same
+    steps, batches and sampling seeds as Keras' one call per step, so the same weights."""
+    x = tfvi.data.binarize(tfvi.data.load_digits()["train_probs"][:230], 0)
+    fused, per_step = _model(jit=True), _model(jit=True, steps_per_execution=1)
+    calls = []
+
+    class Calls(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(batch)
+
+    fused.fit(x, batch_size=50, epochs=2, shuffle=False, verbose=0, callbacks=[Calls()])
+    per_step.fit(x, batch_size=50, epochs=2, shuffle=False, verbose=0)
+    # 230 = 4 x 50 + 30: per epoch one block of 4 steps and one of the partial batch.
+    assert calls == [0, 1, 0, 1]
+    assert int(fused.optimizer.iterations) == int(per_step.optimizer.iterations) == 10
+    for a, b in zip(fused.weights, per_step.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    history = fused.fit(x, batch_size=50, epochs=1, verbose=0)  # shuffled: still trains
+    assert np.isfinite(history.history["loss"][0]) and int(fused.optimizer.iterations) == 15

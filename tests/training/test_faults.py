@@ -57,11 +57,37 @@ def run_main(capsys, *args, prog="tfvi-train"):
     return code, [line for line in err.splitlines() if line.startswith(prog)]
 
 
+# The launcher as a user's terminal starts it: Ctrl-C neither ignored nor blocked. A
+# child inherits both from the test process (a pytest worker whose earlier tests may
+# have left SIGINT blocked, as loky and multiprocessing do around their spawns), and
+# Python then never raises KeyboardInterrupt, so the child is reset before it starts.
+_AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, "
+    "{signal.SIGINT}); signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'tfvi-train'; runpy.run_module('tfvi.launch.train', run_name='__main__')")
+
+
 def cli(args, env=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.Popen([sys.executable, "-m", "tfvi.launch.train", *args],
+    return subprocess.Popen([sys.executable, "-c", _AS_FROM_A_TERMINAL, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
+
+
+def signal_state(pid):
+    """The child's signal masks and, if py-spy is installed, its stacks: what a test
+    that waited in vain for it to exit reports."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            state = "".join(line for line in f if line.startswith(("SigPnd", "ShdPnd",
+                                                                    "SigBlk", "SigIgn")))
+    except OSError as err:
+        state = str(err)
+    if shutil.which("py-spy"):
+        spy = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True,
+                             text=True, timeout=60)
+        state += spy.stdout[-4000:] + spy.stderr[-500:]
+    return state
 
 
 def tree_hashes(path, skip=()):
@@ -219,7 +245,12 @@ def test_sigint_during_export_is_one_line_exit_130_and_leaves_nothing(work, tmp_
     assert proc.poll() is None, proc.communicate()[1][-2000:]
     assert temporaries(work)  # the new export is complete in its temporary directory
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        state = signal_state(proc.pid)
+        proc.kill()
+        pytest.fail(f"no exit 300 s after SIGINT:\n{state}\n{proc.communicate()[1][-2000:]}")
     assert proc.returncode == 130
     assert "Traceback" not in err
     ours = [line for line in err.splitlines() if line.startswith("tfvi-train")]

@@ -311,9 +311,20 @@ class LatentVariableModel(keras.Model):
     def fit(self, x=None, y=None, *args, **kwargs):
         dataset_given = isinstance(x, tf.data.Dataset)
         x, y = self._checked(x, y)
+        fused = False
         if not args:
-            x, y, kwargs = self.fast_fit_path(x, y, kwargs)
-        history = super().fit(x, y, *args, **kwargs)
+            x, y, kwargs, fused = self.fast_fit_path(x, y, kwargs)
+        if fused:
+            keras_function = self.train_function
+            if getattr(self, "_fused_train_function", None) is None:
+                self._fused_train_function = input_pipeline.fused_train_function(self)
+            self.train_function = self._fused_train_function
+            try:
+                history = super().fit(x, y, *args, **kwargs)
+            finally:
+                self.train_function = keras_function
+        else:
+            history = super().fit(x, y, *args, **kwargs)
         if dataset_given and not history.history and \
                 kwargs.get("epochs", 1) > kwargs.get("initial_epoch", 0):
             from tfvi.data.validation import DataError
@@ -323,11 +334,12 @@ class LatentVariableModel(keras.Model):
         return history
 
     def fast_fit_path(self, x, y, kwargs):
-        """`(x, y, kwargs)` for Keras' `fit`: when `compile` left
-        `steps_per_execution` to tfvi, several steps per call and arrays through
-        `tfvi.input_pipeline.array_dataset` (see `input_pipeline.fit_arguments`)."""
+        """`(x, y, kwargs, fused)` for Keras' `fit`: when `compile` left
+        `steps_per_execution` to tfvi, several steps per call, arrays through tfvi's
+        input pipeline and, for an XLA-compiled step, whole blocks of steps in one XLA
+        computation (`fused`; see `input_pipeline.fit_arguments`)."""
         if not getattr(self, "auto_steps_per_execution", False):
-            return x, y, kwargs
+            return x, y, kwargs, False
         return input_pipeline.fit_arguments(self, x, y, kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
