@@ -146,24 +146,31 @@ def block_dataset(x, y=None, batch_size=32, block_steps=DEFAULT_STEPS_PER_EXECUT
 def fused_train_function(model):
     """Keras' `train_function(iterator)` for `block_dataset` elements: one XLA
     computation runs `model.train_step` on each batch of the block in turn (a
-    while-loop) and returns the last step's logs."""
-
-    def one_batch(block, i):
-        return tf.nest.map_structure(lambda t: t[i], block)
+    while-loop) and returns the last step's logs; a block of one batch (the partial
+    one) runs as a plain XLA step."""
+    one_step = tf.function(model.train_step, jit_compile=True, reduce_retracing=True)
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def run_block(block):
         steps = tf.shape(tf.nest.flatten(block)[0])[0]
-        logs = model.train_step(one_batch(block, 0))
+        batch_spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape[1:], t.dtype),
+                                           block)
+        # The logs' structure, traced but not run, starts the loop: one copy of the
+        # step in the XLA computation instead of a first step outside the loop.
+        outputs = one_step.get_concrete_function(batch_spec).structured_outputs
+        logs = tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), outputs)
 
         def body(i, _):
-            return i + 1, model.train_step(one_batch(block, i))
+            return i + 1, model.train_step(tf.nest.map_structure(lambda t: t[i], block))
 
-        _, logs = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(1), logs))
+        _, logs = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), logs))
         return logs
 
     def train_function(iterator):
-        return run_block(next(iterator))
+        block = next(iterator)
+        if tf.nest.flatten(block)[0].shape[0] == 1:
+            return one_step(tf.nest.map_structure(lambda t: t[0], block))
+        return run_block(block)
 
     return train_function
 
