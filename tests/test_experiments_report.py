@@ -9,15 +9,16 @@ import sys
 from tests.helpers import experiment_script
 
 
-def _fake_cell(root, name, nll, elbo, ais_nll):
+def _fake_cell(root, name, nll, elbo, ais_nll, seconds=(100.0, 50.0, 5.0, 30.0)):
     workdir = os.path.join(root, "table1_xu", name)
     os.makedirs(workdir)
     test = {"nll": nll, "elbo": elbo, "reconstruction": elbo + 20.0, "kl": 20.0,
             "active_units": 40}
     with open(os.path.join(workdir, "metrics.json"), "w") as fh:
-        json.dump({"test": test}, fh)
+        json.dump({"test": test, "wall_time_seconds": dict(zip(
+            ("train", "evaluation", "optional_steps"), seconds[:3]))}, fh)
     with open(os.path.join(workdir, "eval_ais.json"), "w") as fh:
-        json.dump({"metrics": {"ais_nll": ais_nll}}, fh)
+        json.dump({"metrics": {"ais_nll": ais_nll}, "seconds": seconds[3]}, fh)
 
 
 def test_table1_report_tables_finished_cells_and_trains_nothing(tmp_path, capsys):
@@ -37,6 +38,8 @@ def test_table1_report_tables_finished_cells_and_trains_nothing(tmp_path, capsys
     with open(os.path.join(root, "table1_xu.json")) as fh:
         result = json.load(fh)
     assert result["complete"] is False
+    # Each cell's time as its workdir recorded it (all sessions), not this invocation's.
+    assert result["cell_wall_seconds"]["dense_vae + normal"] == [185.0, 185.0]
     normal = result["cells"]["dense_vae"]["normal"]
     assert normal["nll"]["values"] == [118.0, 119.0]
     # Table 7's kl_z|x is the bound's gap -elbo - NLL, never negative.
