@@ -52,6 +52,7 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch(tmp_path):
     trains epochs 3-4 only, and the cell's clock adds both invocations."""
     import keras
     import numpy as np
+
     import tfvi
     hvae_cells = experiment_script("hvae_cells")
     out, cell = str(tmp_path), {"model": "vae", "seed": 0}

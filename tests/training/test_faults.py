@@ -85,7 +85,7 @@ def signal_state(pid):
         state = str(err)
     if shutil.which("py-spy"):
         spy = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True,
-                             text=True, timeout=60)
+                             text=True, timeout=60, check=False)
         state += spy.stdout[-4000:] + spy.stderr[-500:]
     return state
 
