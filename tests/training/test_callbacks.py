@@ -123,6 +123,16 @@ def test_tensorboard_scalars_and_images_are_readable(tmp_path, data):
     assert decoded.shape == (8, 8, 1)
 
 
+def test_image_summaries_are_throttled_but_the_last_epoch_is_written(tmp_path, data):
+    model = tiny_vae()
+    images = cb.ImageSummaries(str(tmp_path), data, data, (8, 8, 1), min_seconds=1e6)
+    model.fit(data, batch_size=32, epochs=4, verbose=0, callbacks=[images])
+    steps = [event.step for path in glob.glob(str(tmp_path / "events.out.tfevents.*"))
+             for event in tf.compat.v1.train.summary_iterator(path)
+             for value in event.summary.value if value.tag == "samples"]
+    assert steps == [1, 4]  # the first epoch, then only the last one
+
+
 def test_write_json_atomic(tmp_path):
     path = str(tmp_path / "a" / "m.json")
     atomic.write_json(path, {"x": np.float32(1.5), "y": np.arange(2)})

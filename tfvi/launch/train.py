@@ -195,6 +195,10 @@ def fit_data(config, prepared, steps, initial_epoch):
         config.batch_size)
 
 
+# TensorBoard images at most this often (and for the last epoch): see ImageSummaries.
+IMAGE_SUMMARY_SECONDS = 30.0
+
+
 def fit_callbacks(config, model, prepared, checkpoint, timing):
     """The family's features' and its own callbacks, then the run's: NaN guard, timing,
     checkpoint, TensorBoard, fault points (tests), image summaries, early stopping and
@@ -221,7 +225,7 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
         cbs.append(training.ImageSummaries(
             os.path.join(config.workdir, "tensorboard", "images"), x_test,
             x_test if y_test is None else y_test, prepared.bundle.image_shape,
-            seed=config.seed))
+            seed=config.seed, min_seconds=IMAGE_SUMMARY_SECONDS))
     if config.early_stopping_patience:
         cbs.append(keras.callbacks.EarlyStopping(patience=config.early_stopping_patience,
                                                  restore_best_weights=True))
