@@ -202,8 +202,24 @@ def test_entry_points_match_setup_py():
 
 
 @pytest.mark.docs_shell
-def test_readme_launcher_lines_exit_0(tmp_path):
-    commands = shell_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+def launcher_chains(commands):
+    """The commands grouped by the directory they write or read (`--workdir=` /
+    `--path=`), in order: each chain runs alone, so the chains can run in parallel."""
+    chains = {}
+    for words in commands:
+        place = next((a.split("=", 1)[1] for a in words[1:]
+                      if a.startswith(("--workdir=", "--path="))), shlex.join(words))
+        chains.setdefault(place, []).append(words)
+    return chains
+
+
+README_CHAINS = launcher_chains(
+    shell_commands((ROOT / "README.md").read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("chain", sorted(README_CHAINS))
+def test_readme_launcher_lines_exit_0(chain, tmp_path):
+    commands = README_CHAINS[chain]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     for words in commands:
