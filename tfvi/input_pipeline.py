@@ -18,7 +18,8 @@ itself: `fit` kept a third of the bare step's throughput (issue 16;
   element of an endless stream, and `fused_train_function` runs `train_step` over the
   block in an XLA while-loop. Keras' own `steps_per_execution` loop calls the
   XLA-compiled step once per batch from a graph; fusing the block doubled the digits
-  VAE's steps/s (0.86 ms a step against 1.7 ms, `benchmarks/fit_overhead.py`).
+  VAE's steps/s (0.86 ms a step against 1.7 ms, measured in one process; `fit`
+  against Pythae: `benchmarks/vs_pythae.py`, docs/performance.md).
 
 Keras' logs are read once per call, so metrics reach callbacks every
 `steps_per_execution` steps (once per block when fused) and at epoch ends.
