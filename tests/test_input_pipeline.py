@@ -157,3 +157,31 @@ def test_fused_blocks_train_exactly_like_one_xla_step_per_batch():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     history = fused.fit(x, batch_size=50, epochs=1, verbose=0)  # shuffled: still trains
     assert np.isfinite(history.history["loss"][0]) and int(fused.optimizer.iterations) == 15
+
+
+def test_an_endless_stream_of_equal_batches_is_fused_into_blocks_of_the_same_steps():
+    """`tfvi-train`'s path: an endless dataset of equal batches with steps_per_epoch
+    runs as blocks of consecutive batches (a divisor of steps_per_epoch, so epochs keep
+    their batches) in one XLA computation; the same steps and weights as one XLA step
+    per batch."""
+    x = tfvi.data.binarize(tfvi.data.load_digits()["train_probs"][:300], 0)
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(20, drop_remainder=True).repeat()
+    assert input_pipeline.endless_batches(stream)
+    assert not input_pipeline.endless_batches(stream.take(40))  # finite
+    assert not input_pipeline.endless_batches(
+        tf.data.Dataset.from_tensor_slices(x).batch(20).repeat())  # batch size unknown
+    fused, per_step = _model(jit=True), _model(jit=True, steps_per_execution=1)
+    calls = []
+
+    class Calls(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(batch)
+
+    fused.fit(stream, steps_per_epoch=15, epochs=2, verbose=0, callbacks=[Calls()])
+    per_step.fit(stream, steps_per_epoch=15, epochs=2, verbose=0)
+    assert calls == [0, 0]  # one block of 15 steps per epoch
+    assert int(fused.optimizer.iterations) == int(per_step.optimizer.iterations) == 30
+    for a, b in zip(fused.weights, per_step.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    fused.fit(stream, steps_per_epoch=20, epochs=1, verbose=0, callbacks=[Calls()])
+    assert calls[2:] == [0, 1] and int(fused.optimizer.iterations) == 50  # 2 blocks of 10

@@ -29,8 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["DEFAULT_STEPS_PER_EXECUTION", "array_dataset", "block_dataset",
-           "fused_train_function", "needs_every_step", "auto_steps_per_execution",
-           "distributed", "fit_arguments"]
+           "fused_train_function", "endless_batches", "prefetched", "needs_every_step",
+           "auto_steps_per_execution", "distributed", "fit_arguments"]
 
 # `fit` arguments only Keras' own array adapter implements: with any of them set the
 # arrays go to Keras unchanged.
@@ -139,12 +139,16 @@ def block_dataset(x, y=None, batch_size=32, block_steps=DEFAULT_STEPS_PER_EXECUT
         return tf.gather(x, idx) if y is None else (tf.gather(x, idx), tf.gather(y, idx))
 
     indices = orders.repeat().flat_map(elements)
-    dataset = indices.map(gather).prefetch(2)
-    # Without tf.data's autotuning thread: tearing its iterator down at the end of a
-    # `fit` then waited up to 0.3 s for it (a quarter of a 20-epoch digits `fit`).
+    return prefetched(indices.map(gather)), sum(count for _, count, _, _ in plan)
+
+
+def prefetched(dataset):
+    """`dataset` with the next two elements prepared while the step runs, without
+    tf.data's autotuning thread: tearing its iterator down at the end of a `fit` then
+    waited up to 0.3 s for it (a quarter of a 20-epoch digits `fit`)."""
     options = tf.data.Options()
     options.autotune.enabled = False
-    return dataset.with_options(options), sum(count for _, count, _, _ in plan)
+    return dataset.prefetch(2).with_options(options)
 
 
 def fused_train_function(model):
@@ -195,6 +199,20 @@ def needs_every_step(callback):
     return per_step and getattr(callback, "per_step", True) is not False
 
 
+def endless_batches(dataset):
+    """Whether `dataset` is a `tf.data.Dataset` of infinite cardinality whose elements
+    (a tensor or a tuple of tensors) all have the same static batch size, so that
+    consecutive elements can be stacked into `[steps, batch, ...]` blocks."""
+    if not isinstance(dataset, tf.data.Dataset) or \
+            int(dataset.cardinality()) != int(tf.data.INFINITE_CARDINALITY):
+        return False
+    specs = tf.nest.flatten(dataset.element_spec)
+    if not specs or not all(isinstance(s, tf.TensorSpec) for s in specs):
+        return False
+    sizes = {s.shape[0] if s.shape.rank else None for s in specs}
+    return len(sizes) == 1 and None not in sizes
+
+
 def distributed(model=None):
     """Whether a distribution strategy is in scope or `model` was built under one
     (Keras keeps the model's strategy for `fit` called outside the scope)."""
@@ -224,6 +242,10 @@ def fit_arguments(model, x, y, kwargs):
     become `block_dataset(x, y, batch_size, steps, shuffle)` with `steps_per_epoch` set
     and `fused=True` when the model is built and XLA-compiled (the caller then trains
     with `fused_train_function`), else `array_dataset(x, y, batch_size, shuffle)`.
+    An endless dataset of equal batches (`endless_batches`) with `steps_per_epoch`
+    given is fused the same way: `steps` consecutive batches form one block
+    (`dataset.batch(steps)`; `steps` divides `steps_per_epoch`, so epochs keep their
+    batches), as `tfvi-train`'s training stream is.
     """
     spe = auto_steps_per_execution(kwargs.get("callbacks"), model)
     steps = kwargs.get("steps_per_epoch")
@@ -235,12 +257,17 @@ def fit_arguments(model, x, y, kwargs):
     arrays = (isinstance(x, (np.ndarray, tf.Tensor)) and shuffle in (True, False)
               and not any(kwargs.get(k) for k in _KERAS_ARRAY_ONLY)
               and not distributed(model))
-    fused = arrays and spe > 1 and model.built and model.jit_compile is True
+    stream = bool(steps) and y is None and endless_batches(x) and not distributed(model)
+    fused = ((arrays or stream) and spe > 1 and model.built
+             and model.jit_compile is True)
     block_steps, spe = (spe, 1) if fused else (None, spe)  # Keras sees one block a call
     if spe != model.steps_per_execution:
         model.steps_per_execution = spe
         # Keras rebuilds them with the new value.
         model.train_function = model.test_function = model.predict_function = None
+    if stream and fused:
+        kwargs = dict(kwargs, steps_per_epoch=steps // block_steps)
+        return prefetched(x.batch(block_steps, drop_remainder=True)), None, kwargs, True
     if not arrays:
         return x, y, kwargs, False
     kwargs = dict(kwargs)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tfvi.data import datasets as D
@@ -30,6 +31,30 @@ def test_bernoulli_digits_are_binarised_dynamically_and_evaluated_on_a_fixed_dra
     raw = digits.splits["train"][0]
     mean = np.mean([_first(ds).numpy().mean() for _ in range(5)])
     assert abs(mean - raw[:64].mean()) < 0.03
+
+
+def test_the_training_stream_visits_each_row_once_per_pass_and_skips_exactly(digits):
+    """`repeat=True` (`tfvi-train`'s stream): endless, equal batches straddling the
+    passes, every pass a permutation of the training rows; a stream that skips k
+    batches yields exactly what an unskipped one yields from its k-th batch on
+    (permutations and dynamic binarisation alike), which is how a run resumes."""
+    rows = digits.splits["train"][0]
+    n = len(rows)  # 1350: batches of 100 straddle the passes
+    stream = D.prepare(digits, "gaussian", seed=5).train_dataset(100, repeat=True)
+    assert tuple(stream.element_spec.shape) == (100, 64)
+    assert int(stream.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    seen = np.concatenate([b.numpy() for b in stream.take(27)])  # two passes
+
+    def as_set(x):
+        return sorted(r.tobytes() for r in x)
+
+    assert as_set(seen[:n]) == as_set(seen[n:]) == as_set(rows)
+    assert not np.array_equal(seen[:n], seen[n:])  # two different permutations
+    for likelihood in ("gaussian", "bernoulli"):
+        p = D.prepare(digits, likelihood, seed=5)
+        whole = [b.numpy() for b in p.train_dataset(100, repeat=True).take(20)]
+        skipped = [b.numpy() for b in p.train_dataset(100, repeat=True).skip(13).take(7)]
+        np.testing.assert_array_equal(np.stack(skipped), np.stack(whole[13:]))
 
 
 def test_validation_split_is_a_disjoint_seeded_holdout(digits):

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfvi.types import ArrayLike
 
-__all__ = ["binarize", "dynamic_binarization", "split_arrays"]
+__all__ = ["bernoulli_draw", "binarize", "dynamic_binarization", "split_arrays"]
 
 
 def binarize(probs: ArrayLike, seed: int) -> np.ndarray:
@@ -20,6 +20,14 @@ def binarize(probs: ArrayLike, seed: int) -> np.ndarray:
         )
     rng = np.random.default_rng(seed)
     return (rng.random(probs.shape) < probs).astype(np.float32)
+
+
+def bernoulli_draw(probs, seed):
+    """`x ~ Bernoulli(probs)` elementwise, in-graph: `1[u < probs]` with `u` uniform on
+    [0, 1) from `tf.random.stateless_uniform(shape(probs), seed)` (`seed`: shape [2],
+    int32 or int64); `x` has `probs`' dtype. The same seed gives the same draw."""
+    u = tf.random.stateless_uniform(tf.shape(probs), seed=seed, dtype=probs.dtype)
+    return tf.cast(u < probs, probs.dtype)
 
 
 def dynamic_binarization(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
@@ -37,8 +45,7 @@ def dynamic_binarization(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset
             probs, rest = element[0], element[1:]
         else:
             probs, rest = element, ()
-        u = tf.random.stateless_uniform(tf.shape(probs), seed=s, dtype=probs.dtype)
-        x = tf.cast(u < probs, probs.dtype)
+        x = bernoulli_draw(probs, s)
         return (x,) + tuple(rest) if rest else x
 
     return tf.data.Dataset.zip((dataset, seeds)).map(
