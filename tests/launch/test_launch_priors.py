@@ -51,7 +51,7 @@ def test_posthoc_freezes_each_phase(tmp_path):
     and the prior's do not (and vice versa for epoch 1)."""
     workdir = tmp_path / "w"
     args = [*TINY, "--prior=realnvp", "--prior_training=posthoc", "--epochs=2",
-            "--checkpoint_keep=3", f"--workdir={workdir}"]
+            "--checkpoint_keep=3", "--checkpoint_every_seconds=0", f"--workdir={workdir}"]
     T.train(parse(*args))
     import keras
 

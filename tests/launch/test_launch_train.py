@@ -39,7 +39,8 @@ def run_cli(args, timeout=600):
 def killed_and_resumed(tmp_path_factory):
     """Starts a 12-epoch run, SIGKILLs it after its 2nd checkpoint, reruns it."""
     workdir = str(tmp_path_factory.mktemp("resume") / "w")
-    args = TINY + ["--epochs=12", f"--workdir={workdir}", "--verbose=0"]
+    args = TINY + ["--epochs=12", f"--workdir={workdir}", "--verbose=0",
+                   "--checkpoint_every_seconds=0"]
     proc = run_cli(args + ["--noexport", "--noplots"])  # run-control flags only
     first = os.path.join(workdir, "checkpoints", "epoch-00002", "state.json")
     deadline = time.time() + 400

@@ -79,6 +79,38 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
     assert json.load(open(os.path.join(manager.latest(), "state.json")))["again"]
 
 
+def test_checkpoints_are_throttled_in_time_but_the_last_epoch_is_saved(tmp_path, data,
+                                                                         monkeypatch):
+    """With `min_seconds`, a checkpoint at the first epoch end that many seconds after
+    the previous save (or the start), and always after the last epoch; 0 saves every
+    epoch. Each saved state holds the whole history up to its epoch."""
+    from tfvi.training import checkpointing
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(checkpointing.time, "monotonic", lambda: clock["now"])
+
+    class Tick(keras.callbacks.Callback):  # each epoch "takes" 4 s
+        def on_epoch_end(self, epoch, logs=None):
+            clock["now"] += 4.0
+
+    def saved(min_seconds, epochs, keep=10):
+        manager = cb.CheckpointManager(str(tmp_path / f"ckpt{min_seconds}"), keep=keep)
+        checkpoint = cb.CheckpointCallback(manager, min_seconds=min_seconds)
+        tiny_vae().fit(data, batch_size=32, epochs=epochs, verbose=0,
+                       callbacks=[Tick(), checkpoint])
+        return manager, [e for e, _ in manager.checkpoints()]
+
+    assert saved(0.0, 3)[1] == [1, 2, 3]
+    # Epoch ends at 4, 8, 12, ... s: saves at 12 s (epoch 3), 24 s (epoch 6), then the
+    # last epoch (7) at the end of fit.
+    manager, epochs = saved(10.0, 7)
+    assert epochs == [3, 6, 7]
+    state = json.load(open(os.path.join(manager.latest(), "state.json")))
+    assert state["epoch"] == 7 and len(state["history"]["loss"]) == 7
+    assert state["global_step"] == 7 * 2
+    assert saved(1e6, 4)[1] == [4]
+
+
 def test_nan_guard_names_the_step_and_the_cause(data):
     model = tiny_vae()
     bad = data.copy()

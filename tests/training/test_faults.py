@@ -35,9 +35,10 @@ pytestmark = pytest.mark.faults
 
 T.setup()
 E.define_flags()
-# 2 epochs of 15 steps; checkpoint_keep=2 keeps both epochs' checkpoints.
+# 2 epochs of 15 steps, a checkpoint after each (not every 30 s, the default);
+# checkpoint_keep=2 keeps both.
 BASE = ["--preset=smoke", "--jit_compile=false", "--epochs=2", "--eval_iwae_samples=20",
-        "--eval_max_examples=60", "--verbose=0", "--noplots"]
+        "--eval_max_examples=60", "--verbose=0", "--noplots", "--checkpoint_every_seconds=0"]
 # Metrics of a resumed run equal an uninterrupted one's to this relative tolerance
 # (docs/reliability.md; observed: bitwise equal).
 RESUME_RTOL = 1e-6
@@ -411,9 +412,12 @@ def test_eval_bad_paths_are_one_line(finished, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- 8. smaller
-@pytest.mark.parametrize("flag", ["--learning_rate=inf", "--beta=inf"])
-def test_infinite_float_flags_are_refused(tmp_path, flag):
-    with pytest.raises(FlagError, match=flag.split("=")[0] + ".*finite"):
+@pytest.mark.parametrize("flag, rule", [
+    ("--learning_rate=inf", "finite"), ("--beta=inf", "finite"),
+    ("--checkpoint_every_seconds=nan", "finite"),
+    ("--checkpoint_every_seconds=-1", "numbers >= 0")])
+def test_bad_float_flags_are_refused(tmp_path, flag, rule):
+    with pytest.raises(FlagError, match=flag.split("=")[0] + ".*" + rule):
         T.train(parse("tfvi-train", *BASE, flag, f"--workdir={tmp_path / 'w'}"))
     assert not (tmp_path / "w").exists()
 

@@ -29,6 +29,13 @@ def test_cpu_seconds_count_work_and_not_sleep():
     _busy(0.05)
     timing.on_epoch_end(2)
     assert state["fit_cpu_seconds"] - first - slept >= 0.05
+    # Per epoch: the busy epochs cost CPU, the sleeping one wall time only; the
+    # epochs add up to the fit's totals.
+    walls, cpus = state["fit_epoch_seconds"], state["fit_epoch_cpu_seconds"]
+    assert len(walls) == len(cpus) == 3
+    assert cpus[0] >= 0.05 and cpus[1] < 0.05 <= 0.1 <= walls[1] and cpus[2] >= 0.05
+    assert abs(sum(cpus) - state["fit_cpu_seconds"]) < 1e-9
+    assert abs(sum(walls) - state["train_seconds"]) < 1e-3
 
 
 def test_cpu_key_none_writes_only_the_wall_time():

@@ -35,6 +35,7 @@ __all__ = ["FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "TWO_LEVEL_ACCEPTS", "
 # workdir may be resumed with different values of these.
 RUN_CONTROL_FLAGS = ("workdir", "overwrite", "verbose", "flagfile", "export", "plots",
                      "eval_iwae_samples", "ksg_points", "eval_max_examples", "checkpoint_keep",
+                     "checkpoint_every_seconds",
                      "jit_compile", "precision", "data_dir", "strategy",
                      "worker_timeout_seconds", "reevaluate")
 _POSITIVE = ("components", "samples", "latent_dim", "batch_size", "epochs",
@@ -179,7 +180,8 @@ def _check_numbers(c, declared):
                       "integers" if flag.kind == "integer" else "numbers")
         if flag.choices and flag.name in c:
             check_flag_choice(flag.name, getattr(c, flag.name), flag.choices)
-    for name in ("learning_rate", "beta"):
+    check_flag_at_least("checkpoint_every_seconds", c.checkpoint_every_seconds, 0, "numbers")
+    for name in ("learning_rate", "beta", "checkpoint_every_seconds"):
         if not math.isfinite(getattr(c, name)):
             raise FlagError(f"--{name}={getattr(c, name)} is not accepted; accepted "
                             "values: finite numbers.")

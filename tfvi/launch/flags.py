@@ -116,6 +116,12 @@ def define_flags():
                          "split for the KSG mutual information every latent-variable "
                          "family reports (with k-NN accuracy and reconstruction RMSE).")
     flags.DEFINE_integer("checkpoint_keep", 2, "Checkpoints kept in checkpoints/.")
+    flags.DEFINE_float("checkpoint_every_seconds", 30.0, "Checkpoint at the end of the "
+                       "first epoch that ends this many seconds after the previous "
+                       "checkpoint (or the start), and always after the last epoch; 0: "
+                       "every epoch (always under --strategy=multi_worker, whose saves are "
+                       "collective). A killed run resumes from its newest checkpoint, so "
+                       "it retrains at most this much (plus one epoch).")
     flags.DEFINE_boolean("export", True, "Write the SavedModel to workdir/export.")
     flags.DEFINE_boolean("plots", True, "Write plots/*.png.")
     flags.DEFINE_boolean("reevaluate", False, "Recompute and rewrite the outputs "

@@ -288,7 +288,11 @@ def train_in_workdir(config, model, prepared, runtime, steps, start):
     state = restore(config, model, manager, runtime) if resuming else None
     state = state or {}
     initial_epoch = min(state.get("epoch", 0), config.epochs)
-    checkpoint = training.CheckpointCallback(manager, state.get("history", {}))
+    # Multi-worker saves are collective: every worker must save at the same epochs,
+    # which their own clocks would not agree on.
+    every = 0.0 if config.strategy == "multi_worker" else config.checkpoint_every_seconds
+    checkpoint = training.CheckpointCallback(manager, state.get("history", {}),
+                                             min_seconds=every)
     timing = training.TrainTiming(checkpoint.extra_state, state.get("train_seconds", 0.0))
     if initial_epoch < config.epochs:
         train_ds, val_ds = fit_data(config, prepared, steps, initial_epoch)

@@ -47,26 +47,50 @@ def current_learning_rate(optimizer):
 class TensorBoardScalars(keras.callbacks.Callback):
     """Per-epoch scalars in `log_dir/train` and `log_dir/validation` (`val_*` logs),
     and the learning rate in effect at the end of the epoch (`epoch_learning_rate`,
-    train run; a schedule is evaluated at the optimizer's step)."""
+    train run; a schedule is evaluated at the optimizer's step).
+
+    An epoch's scalars of one run are written by one `tf.function` call (traced once
+    per set of names): writing them one eager op at a time took 2 ms an epoch, a
+    tenth of a digits VAE epoch under `tfvi-train`.
+    """
 
     def __init__(self, log_dir):
         super().__init__()
         self.writers = {split: tf.summary.create_file_writer(os.path.join(log_dir, split))
                         for split in ("train", "validation")}
+        self._functions = {}
 
     def on_epoch_end(self, epoch, logs=None):
+        scalars = {"train": {}, "validation": {}}
         for name, value in (logs or {}).items():
             split = "validation" if name.startswith("val_") else "train"
-            with self.writers[split].as_default():
-                write_scalar(f"epoch_{name[4:] if split == 'validation' else name}", value,
-                             epoch + 1)
+            scalars[split][f"epoch_{name[4:] if split == 'validation' else name}"] = value
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None and "learning_rate" not in (logs or {}):
-            with self.writers["train"].as_default():
-                write_scalar("epoch_learning_rate", current_learning_rate(optimizer),
-                             epoch + 1)
-        for writer in self.writers.values():
-            writer.flush()
+            scalars["train"]["epoch_learning_rate"] = current_learning_rate(optimizer)
+        step = tf.constant(epoch + 1, tf.int64)
+        for split, values in scalars.items():
+            if values:
+                names = tuple(values)
+                self._write_function(split, names)(
+                    tf.constant([float(values[n]) for n in names], tf.float32), step)
+                self.writers[split].flush()
+
+    def _write_function(self, split, names):
+        key = (split, names)
+        if key not in self._functions:
+            writer = self.writers[split]
+
+            @tf.function(input_signature=[tf.TensorSpec([len(names)], tf.float32),
+                                          tf.TensorSpec([], tf.int64)])
+            def write(values, step):
+                with writer.as_default():
+                    for i, name in enumerate(names):
+                        tf.summary.write(name, values[i], step=step,
+                                         metadata=_metadata("scalars"))
+
+            self._functions[key] = write
+        return self._functions[key]
 
 
 class ImageSummaries(keras.callbacks.Callback):

@@ -15,9 +15,12 @@ class TrainTiming(keras.callbacks.Callback):
     extra_state`; list this callback before the checkpoint callback), and
     `previous_seconds` the time the checkpoint a run resumed from had recorded, so
     the total counts every run that trained this model. The CPU time (all threads of
-    this process, `time.process_time`) counts this `fit` only: with the wall time
-    of each epoch's checkpoint it gives the steady-state cost of an epoch of a
-    `tfvi-train` run (`benchmarks/vs_pythae.py`).
+    this process, `time.process_time`) counts this `fit` only, and so do the lists
+    (written with the CPU time, unless `cpu_key` is None)
+    `state["fit_epoch_seconds"]` and `state["fit_epoch_cpu_seconds"]`: the wall and
+    CPU time from one epoch's end to the next (the first from the start of `fit`),
+    i.e. an epoch with every callback's work, from which `benchmarks/vs_pythae.py`
+    takes the steady-state cost of a `tfvi-train` epoch.
 
     Args:
       state: the dict to write into (held, not copied).
@@ -35,15 +38,23 @@ class TrainTiming(keras.callbacks.Callback):
         self.cpu_key = cpu_key
         self._start = None
         self._cpu_start = None
+        self._epoch_end = None
 
     def on_train_begin(self, logs=None):
         self._start = time.time()
         self._cpu_start = time.process_time()
+        self._epoch_end = (self._start, self._cpu_start)
+        if self.cpu_key is not None:
+            self.state["fit_epoch_seconds"], self.state["fit_epoch_cpu_seconds"] = [], []
 
     def on_epoch_end(self, epoch, logs=None):
+        now, cpu = time.time(), time.process_time()
         self.state[self.key] = self.seconds
         if self.cpu_key is not None:
-            self.state[self.cpu_key] = time.process_time() - self._cpu_start
+            self.state[self.cpu_key] = cpu - self._cpu_start
+            self.state["fit_epoch_seconds"].append(now - self._epoch_end[0])
+            self.state["fit_epoch_cpu_seconds"].append(cpu - self._epoch_end[1])
+        self._epoch_end = (now, cpu)
 
     @property
     def seconds(self):
