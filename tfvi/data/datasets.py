@@ -39,8 +39,8 @@ from tfvi.data.digits import load_digits
 from tfvi.data.mnist5k import MNIST5K_SHAPE, load_mnist5k
 from tfvi.data.projection import fit_pca, is_pca_view, parse_view
 from tfvi.data.synthetic import abs_toy, gmm2d, linear_gaussian
-from tfvi.data.transforms import bernoulli_draw, binarize
-from tfvi import input_pipeline
+from tfvi.data import stream
+from tfvi.data.transforms import binarize
 from tfvi.data.views import centre_column_indices, same_class_partners
 
 __all__ = [
@@ -276,59 +276,16 @@ class Prepared:
     projection: object = None  # the fitted `PCAProjection` of a "pcaK" view
 
     def train_dataset(self, batch_size, shuffle=True, repeat=False):
-        """Training batches `x` or `(x, y)` (see `_batch_transform`), drawn batch-wise.
-
-        The rows are visited pass after pass, each pass a fresh in-graph permutation
-        (or their order with `shuffle=False`) drawn from `self.seed`; `repeat=True`
-        makes the stream endless, its batches all `batch_size` rows and straddling
-        the passes (as `shuffle` then `repeat` then `batch` would), else one pass
-        whose last batch holds the remainder. Each batch gets its own stateless seeds
-        (a `tf.data.Dataset.random` stream): its dynamic binarisation and its
-        same-class partners are drawn for the whole batch at once. Iterating the
-        dataset again (a new epoch of a finite one) draws new permutations and
-        binarisations; the whole sequence is a function of the seed, so a stream
-        that skips its first k batches yields exactly the batches an unskipped one
-        yields after k (how `tfvi-train` resumes).
-        """
+        """Training batches `x` or `(x, y)` (see `_batch_transform`): the training rows
+        pass after pass, each pass a fresh permutation from `self.seed` (or in order),
+        dynamic binarisation and same-class partners drawn batch-wise; `repeat=True`
+        makes it endless with equal batches. See `tfvi.data.stream.training_stream`."""
         raw, labels = self._train_raw
-        n = len(raw)
-        if repeat:
-            # `rebatch` leaves the cardinality unknown; `repeat` marks it infinite (so
-            # `fit` can fuse its batches into blocks) and never restarts it.
-            rows = _row_passes(n, shuffle, self.seed).rebatch(
-                batch_size, drop_remainder=True).repeat()
-        else:
-            rows = _row_passes(n, shuffle, self.seed).take(1).rebatch(batch_size)
-        seeds = tf.data.Dataset.random(seed=self.seed + 1,
-                                       rerandomize_each_iteration=True).batch(2)
-        all_raw = tf.constant(raw)
-        all_labels = None if labels is None else tf.constant(labels)
-        binarize_now = self.binarization == "dynamic"
-        if self.target == "same_class_random":
-            table, counts = _class_table(labels, self.bundle.num_classes)
-
-        def batch(idx, seed):
-            # Three independent stateless seeds of shape [2]: binarisation, partner
-            # choice, partner binarisation.
-            draw, choose, draw_partner = tf.unstack(
-                tf.random.experimental.stateless_split(seed % (2**31 - 1), 3))
-            e = {"raw": tf.gather(all_raw, idx), "index": idx}
-            if binarize_now:
-                e["raw"] = bernoulli_draw(e["raw"], draw)
-            if all_labels is not None:
-                e["label"] = tf.gather(all_labels, idx)
-            if self.target == "same_class_random":
-                n_class = tf.gather(counts, e["label"])
-                u = tf.random.stateless_uniform(tf.shape(idx), choose)
-                j = tf.minimum(tf.cast(u * tf.cast(n_class, u.dtype), tf.int32),
-                               n_class - 1)
-                partner = tf.gather(all_raw, tf.gather_nd(
-                    table, tf.stack([tf.cast(e["label"], tf.int32), j], axis=1)))
-                e["partner"] = (bernoulli_draw(partner, draw_partner) if binarize_now
-                                else partner)
-            return self._batch_transform(e)
-
-        return input_pipeline.prefetched(tf.data.Dataset.zip((rows, seeds)).map(batch))
+        return stream.training_stream(
+            raw, labels, batch_size, self._batch_transform, seed=self.seed,
+            shuffle=shuffle, repeat=repeat, binarize=self.binarization == "dynamic",
+            partners=(self.bundle.num_classes if self.target == "same_class_random"
+                      else None))
 
     def _batch_transform(self, e):
         x_full = self._pixels(e["raw"])
@@ -367,25 +324,6 @@ def _projected(bundle, num_components):
               for name, (x, labels) in bundle.splits.items()}
     return dataclasses.replace(bundle, splits=splits, kind="real", image_shape=None,
                                default_likelihood="gaussian"), projection
-
-
-def _row_passes(n, shuffle, seed):
-    """An endless stream of `[n]` int64 row orders: a fresh permutation per element
-    (per iteration, too) from `seed`, or `0..n-1` each time with `shuffle=False`."""
-    if not shuffle:
-        return tf.data.Dataset.from_tensors(tf.range(n, dtype=tf.int64)).repeat()
-    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).map(
-        lambda s: tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=s % (2**31 - 1)))
-
-
-def _class_table(labels, num_classes):
-    counts = np.bincount(labels, minlength=num_classes).astype(np.int32)
-    table = np.zeros((num_classes, max(1, counts.max())), np.int64)
-    for c in range(num_classes):
-        idx = np.flatnonzero(labels == c)
-        table[c, :len(idx)] = idx
-    return tf.constant(table), tf.constant(counts)
 
 
 def prepare(bundle, likelihood=None, view="full", target="input", seed=0,
