@@ -192,6 +192,31 @@ def test_corrupt_newest_checkpoint_falls_back_to_an_older_one(finished, work, ca
     assert_same_metrics(strict_json(os.path.join(work, "metrics.json")), finished[1])
 
 
+def test_an_xla_run_resumed_after_epoch_2_ends_as_an_uninterrupted_one(tmp_path, capsys):
+    """The launcher's XLA path (its stream fused into one block of 15 steps per
+    epoch): a run resumed from its epoch-2 checkpoint skips exactly the finished
+    epochs' batches and noise, so its history and metrics equal the uninterrupted
+    run's bitwise. (A fault variable would force one step per call; here the kill is
+    simulated by removing what a run killed during epoch 3 would not have written.)"""
+    args = [a for a in BASE if not a.startswith("--jit_compile")] + [
+        "--jit_compile=true", "--epochs=3", "--checkpoint_keep=3", "--noexport"]
+    ref = str(tmp_path / "ref")
+    code, _ = run_main(capsys, *args, f"--workdir={ref}")
+    assert code == 0
+    reference = strict_json(os.path.join(ref, "metrics.json"))
+    assert reference["runtime"]["jit_compile"] is True
+    w = str(tmp_path / "w")
+    shutil.copytree(ref, w)
+    os.remove(os.path.join(w, "metrics.json"))
+    shutil.rmtree(os.path.join(w, "checkpoints", "epoch-00003"))
+    code, _ = run_main(capsys, *args, f"--workdir={w}")
+    assert code == 0
+    resumed = strict_json(os.path.join(w, "metrics.json"))
+    state = strict_json(os.path.join(w, "checkpoints", "epoch-00003", "state.json"))
+    assert len(state["fit_epoch_seconds"]) == 1  # only epoch 3 was trained again
+    assert_same_metrics(resumed, reference)
+
+
 @pytest.mark.parametrize("content", ["{garbage", "[]"])
 def test_garbage_flags_json_is_one_line_and_changes_nothing(work, capsys, content):
     with open(os.path.join(work, "flags.json"), "w") as f:
