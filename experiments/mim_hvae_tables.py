@@ -33,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvae_cells import (base_parser, binarized_batches, finish, resume,  # noqa: E402
-                        run_cells)
+from hvae_cells import (base_parser, binarized_batches, cell_processes, finish,  # noqa: E402
+                        resume, run_cells)
 
 import tfvi  # noqa: E402
 from tfvi.evaluation import (encoder_mutual_information, iwae_log_likelihood,  # noqa: E402
@@ -125,7 +125,10 @@ def main(argv=None):
         return row
 
     cells = [{"model": m, "seed": s} for s in args.seeds for m in args.models]
-    rows = run_cells(args.out, cells, run_cell, report_only=args.report)
+    rows = run_cells(args.out, cells, run_cell, report_only=args.report, only=args.cell,
+                     child_command=cell_processes(args, __file__, argv))
+    if args.cell is not None:  # one cell's process: the parent writes the table
+        return rows
     return finish(args.out, args, rows, ("model",), METRICS)
 
 

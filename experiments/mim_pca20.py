@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvae_cells import base_parser, finish, run_cells  # noqa: E402
+from hvae_cells import base_parser, cell_processes, finish, run_cells  # noqa: E402
 
 import tfvi  # noqa: E402
 from tfvi.data.projection import apply_view  # noqa: E402
@@ -147,7 +147,10 @@ def main(argv=None):
     guards = {} if args.guards == "none" else {"guards": args.guards}
     cells = [{"model": m, "latent": d, "seed": s, **guards}
              for s in args.seeds for d in args.latents for m in args.models]
-    rows = run_cells(args.out, cells, run_cell, report_only=args.report)
+    rows = run_cells(args.out, cells, run_cell, report_only=args.report, only=args.cell,
+                     child_command=cell_processes(args, __file__, argv))
+    if args.cell is not None:  # one cell's process: the parent writes the table
+        return rows
     return finish(args.out, args, rows, ("model", "latent"), METRICS)
 
 

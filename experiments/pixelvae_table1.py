@@ -29,8 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hvae_cells import (base_parser, binarized_batches, finish, resume,  # noqa: E402
-                        run_cells)
+from hvae_cells import (base_parser, binarized_batches, cell_processes, finish,  # noqa: E402
+                        resume, run_cells)
 
 import tfvi  # noqa: E402
 from tfvi import networks  # noqa: E402
@@ -106,7 +106,10 @@ def main(argv=None):
         return row
 
     cells = [{"prior": p, "seed": s} for s in args.seeds for p in args.priors]
-    rows = run_cells(args.out, cells, run_cell, report_only=args.report)
+    rows = run_cells(args.out, cells, run_cell, report_only=args.report, only=args.cell,
+                     child_command=cell_processes(args, __file__, argv))
+    if args.cell is not None:  # one cell's process: the parent writes the table
+        return rows
     table = finish(args.out, args, rows, ("prior",), METRICS)
     by_prior = {e["prior"]: e for e in table}
     if {"normal", "realnvp"} <= set(by_prior):

@@ -17,11 +17,12 @@ def _cells(out):
 @pytest.mark.parametrize("name,flags,expected", [
     # The symmetric MIM on the conv HVAE is trained end to end by
     # tests/launch/test_launch_hvae.py; here the script's cells, table and resume.
-    ("mim_hvae_tables", ["--models", "vae", "amim"], ["model=amim__seed=0",
-                                                      "model=vae__seed=0"]),
+    ("mim_hvae_tables", ["--models", "vae", "amim", "--in_process"],
+     ["model=amim__seed=0", "model=vae__seed=0"]),
+    # The default: each cell in a child process of its own (`--cell <key>`).
     ("pixelvae_table1", [], ["prior=normal__seed=0", "prior=realnvp__seed=0"]),
-    ("mim_pca20", ["--latents", "2"], ["model=mim__latent=2__seed=0",
-                                        "model=vae__latent=2__seed=0"]),
+    ("mim_pca20", ["--latents", "2", "--in_process"], ["model=mim__latent=2__seed=0",
+                                                       "model=vae__latent=2__seed=0"]),
 ])
 def test_smoke_run_writes_every_cell_and_resumes(name, flags, expected, tmp_path, capsys):
     out = str(tmp_path / name)
@@ -102,3 +103,43 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch(tmp_path):
     rows = hvae_cells.run_cells(out, [cell], lambda c: {"nll": 1.0})
     assert 0 < clock["cpu_s"] <= rows[0]["cpu_s"] and 0 < clock["wall_s"] <= rows[0]["wall_s"]
     assert not os.path.exists(hvae_cells.backup_dir(out, cell))
+
+
+def test_each_missing_cell_runs_in_a_child_process_and_a_failed_child_stops_the_grid(
+        tmp_path):
+    """`run_cells` with a child command: the child gets `--cell <key>` and writes the
+    cell's JSON, which the parent reads (it never calls `run_cell`); a child that
+    fails stops the grid with one line naming the cell; `only` runs one cell and
+    refuses a key that is not in the grid."""
+    hvae_cells = experiment_script("hvae_cells")
+    out = str(tmp_path)
+    cells = [{"model": "vae", "seed": 0}, {"model": "mim", "seed": 0}]
+    child = [sys.executable, "-c",
+             "import json, os, sys; key = sys.argv[sys.argv.index('--cell') + 1]; "
+             f"json.dump({{'key': key, 'pid': os.getpid()}}, "
+             f"open(os.path.join({out!r}, 'cells', key + '.json'), 'w'))"]
+
+    def never(cell):
+        raise AssertionError("the parent ran a cell")
+
+    rows = hvae_cells.run_cells(out, cells, never, child_command=child)
+    assert [r["key"] for r in rows] == ["model=vae__seed=0", "model=mim__seed=0"]
+    assert all(r["pid"] != os.getpid() for r in rows) and rows[0]["pid"] != rows[1]["pid"]
+
+    cells.append({"model": "amim", "seed": 0})
+    with pytest.raises(SystemExit, match="cell model=amim__seed=0 failed in its process "
+                       r"\(exit 3\); rerun"):
+        hvae_cells.run_cells(out, cells, never,
+                             child_command=[sys.executable, "-c", "raise SystemExit(3)"])
+    one = hvae_cells.run_cells(out, cells, lambda c: {"nll": 2.0}, only="model=amim__seed=0")
+    assert [r["model"] for r in one] == ["amim"] and one[0]["nll"] == 2.0
+    with pytest.raises(SystemExit, match="--cell=model=x is not a cell of this grid"):
+        hvae_cells.run_cells(out, cells, never, only="model=x")
+
+    args = hvae_cells.base_parser("t", "o").parse_args(["--seeds", "1"])
+    command = hvae_cells.cell_processes(args, "experiments/s.py", ["--seeds", "1"])
+    assert command[0] == sys.executable and command[1].endswith("experiments/s.py")
+    assert command[2:] == ["--seeds", "1"]
+    for flags in (["--in_process"], ["--cell", "model=vae__seed=0"]):
+        assert hvae_cells.cell_processes(hvae_cells.base_parser("t", "o").parse_args(flags),
+                                         "s.py", flags) is None
