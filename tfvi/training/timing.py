@@ -15,12 +15,12 @@ class TrainTiming(keras.callbacks.Callback):
     extra_state`; list this callback before the checkpoint callback), and
     `previous_seconds` the time the checkpoint a run resumed from had recorded, so
     the total counts every run that trained this model. The CPU time (all threads of
-    this process, `time.process_time`) counts this `fit` only, and so do the lists
-    (written with the CPU time, unless `cpu_key` is None)
-    `state["fit_epoch_seconds"]` and `state["fit_epoch_cpu_seconds"]`: the wall and
-    CPU time from one epoch's end to the next (the first from the start of `fit`),
-    i.e. an epoch with every callback's work, from which `benchmarks/vs_pythae.py`
-    takes the steady-state cost of a `tfvi-train` epoch.
+    this process, `time.process_time`) counts this `fit` only. So do the per-epoch
+    lists written with it (unless `cpu_key` is None), `state["fit_epoch_seconds"]`
+    and `state["fit_epoch_cpu_seconds"]`: the wall and CPU time from one epoch's end
+    to the next (the first from the start of `fit`), i.e. an epoch with every
+    callback's work, from which `benchmarks/vs_pythae.py` takes the steady-state cost
+    of a `tfvi-train` epoch.
 
     Args:
       state: the dict to write into (held, not copied).
