@@ -349,6 +349,21 @@ def test_reevaluate_rewrites_outputs_from_the_same_weights(finished, work, capsy
     assert tree_hashes(os.path.join(work, "checkpoints")) == ckpts_before
 
 
+def test_reevaluating_the_test_split_alone_gives_the_same_test_metrics(finished, work,
+                                                                       capsys):
+    # --eval_splits is run control: the same weights, only the test split evaluated
+    # (the Table 1 grid's saving), and each split's figures do not depend on the others.
+    code, _ = run_main(capsys, *BASE, f"--workdir={work}", "--reevaluate", "--noexport",
+                       "--eval_splits=test")
+    assert code == 0
+    metrics = strict_json(os.path.join(work, "metrics.json"))
+    assert "train" not in metrics and "validation" not in metrics
+    assert metrics["flags"]["eval_splits"] == ["test"]
+    for key in ("nll", "elbo", "loss", "active_units", "knn5_accuracy"):
+        assert math.isclose(metrics["test"][key], finished[1]["test"][key],
+                            rel_tol=RESUME_RTOL), key
+
+
 def test_non_finite_trained_weights_write_nothing(work, capsys, monkeypatch):
     from tfvi.training import workdir as workdir_lib
 
@@ -440,8 +455,10 @@ def test_eval_bad_paths_are_one_line(finished, tmp_path, capsys):
 @pytest.mark.parametrize("flag, rule", [
     ("--learning_rate=inf", "finite"), ("--beta=inf", "finite"),
     ("--checkpoint_every_seconds=nan", "finite"),
-    ("--checkpoint_every_seconds=-1", "numbers >= 0")])
-def test_bad_float_flags_are_refused(tmp_path, flag, rule):
+    ("--checkpoint_every_seconds=-1", "numbers >= 0"),
+    ("--eval_splits=test,tset", "distinct names of train, validation, test"),
+    ("--eval_splits=test,test", "distinct names")])
+def test_bad_number_and_list_flags_are_refused(tmp_path, flag, rule):
     with pytest.raises(FlagError, match=flag.split("=")[0] + ".*" + rule):
         T.train(parse("tfvi-train", *BASE, flag, f"--workdir={tmp_path / 'w'}"))
     assert not (tmp_path / "w").exists()

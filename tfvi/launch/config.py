@@ -28,13 +28,14 @@ from tfvi.launch.registry import (
 )
 from tfvi.training import workdir as workdir_lib
 
-__all__ = ["FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "TWO_LEVEL_ACCEPTS", "check_flag_at_least",
+__all__ = ["EVAL_SPLITS", "FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "TWO_LEVEL_ACCEPTS", "check_flag_at_least",
            "check_flag_choice", "fill_defaults", "from_stored", "resolve", "validate"]
 
 # Flags that control how a run is executed or reported, not what it computes: a
 # workdir may be resumed with different values of these.
 RUN_CONTROL_FLAGS = ("workdir", "overwrite", "verbose", "flagfile", "export", "plots",
-                     "eval_iwae_samples", "ksg_points", "eval_max_examples", "checkpoint_keep",
+                     "eval_iwae_samples", "ksg_points", "eval_max_examples", "eval_splits",
+                     "checkpoint_keep",
                      "checkpoint_every_seconds",
                      "jit_compile", "precision", "data_dir", "strategy",
                      "worker_timeout_seconds", "reevaluate")
@@ -42,6 +43,7 @@ _POSITIVE = ("components", "samples", "latent_dim", "batch_size", "epochs",
              "eval_iwae_samples", "prior_components", "lr_decay_steps", "ksg_points",
              "checkpoint_keep")
 _NON_NEGATIVE = ("eval_max_examples", "early_stopping_patience")
+EVAL_SPLITS = ("train", "validation", "test")
 
 
 class FlagError(ValueError):
@@ -195,6 +197,10 @@ def _check_numbers(c, declared):
     if not 0 <= c.validation_fraction < 1:
         raise FlagError(f"--validation_fraction={c.validation_fraction} is not accepted; "
                         "accepted values: [0, 1).")
+    splits = tuple(c.eval_splits)
+    if not splits or len(set(splits)) != len(splits) or not set(splits) <= set(EVAL_SPLITS):
+        raise FlagError(f"--eval_splits={','.join(splits)} is not accepted; accepted values: "
+                        f"distinct names of {', '.join(EVAL_SPLITS)}, comma-separated.")
     for name in ("encoder_hidden", "decoder_hidden"):
         for width in getattr(c, name):
             if not str(width).strip().isdigit() or int(width) <= 0:

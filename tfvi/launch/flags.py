@@ -112,6 +112,10 @@ def define_flags():
     flags.DEFINE_integer("eval_iwae_samples", 1000, "k of the final IWAE-k NLL estimate.")
     flags.DEFINE_integer("eval_max_examples", 1000, "Examples per split for the final "
                          "evaluation (the first ones; 0: all).")
+    flags.DEFINE_list("eval_splits", list(run_config.EVAL_SPLITS), "Splits of the final "
+                      "evaluation in metrics.json (bounds, IWAE-k NLL, active units, "
+                      "representation metrics), of train, validation, test; one the data "
+                      "lacks is skipped. k-NN accuracy fits on the train codes either way.")
     flags.DEFINE_integer("ksg_points", 3000, "At most this many (x, z ~ q(z|x)) pairs per "
                          "split for the KSG mutual information every latent-variable "
                          "family reports (with k-NN accuracy and reconstruction RMSE).")

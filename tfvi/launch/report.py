@@ -8,6 +8,8 @@ own figures) and the closing line (only what this invocation wrote).
 
 import numpy as np
 
+from tfvi.training.outputs import final_splits
+
 __all__ = ["COLUMNS", "REPRESENTATION_METRICS", "closing_line", "evaluate_representation",
            "layer_active_units", "summary_table"]
 
@@ -30,15 +32,15 @@ REPRESENTATION_METRICS = ("ksg_mutual_information", "knn5_accuracy", "reconstruc
 
 
 def evaluate_representation(model, prepared, config, reconstruct=True, ksg_points=None):
-    """`{split: tfvi.evaluation.representation_metrics(...)}` over the launcher's
-    evaluation splits (the first `--eval_max_examples`; k-NN fitted on the train
+    """`{split: tfvi.evaluation.representation_metrics(...)}` over the final
+    evaluation's splits (`--eval_splits`, the first `--eval_max_examples`; k-NN fitted on the train
     split's posterior means); `reconstruct=False` skips the RMSE (a classifier)."""
     from tfvi.evaluation import latent_codes, representation_metrics
 
     x_tr, _, labels_tr = prepared.eval_splits["train"]
     codes_tr = latent_codes(model, x_tr) if labels_tr is not None else None
     out = {}
-    for split, (x, y, labels) in prepared.eval_splits.items():
+    for split, (x, y, labels) in final_splits(prepared, config):
         n = min(len(x), config.eval_max_examples or len(x))
         targets = (x if y is None else y)[:n] if reconstruct else False
         out[split] = representation_metrics(

@@ -17,7 +17,7 @@ import time
 from tfvi.training import atomic
 from tfvi.training import workdir as workdir_lib
 
-__all__ = ["evaluate_splits", "versions", "write_outputs"]
+__all__ = ["evaluate_splits", "final_splits", "versions", "write_outputs"]
 
 
 def versions():
@@ -33,18 +33,31 @@ def versions():
             "numpy": numpy.__version__, "tfvi": tfvi.__version__}
 
 
+def final_splits(prepared, f):
+    """`[(split, (x, y, labels))]` of the final evaluation: the `--eval_splits` the
+    data has, in train, validation, test order (all three for a configuration that
+    predates the flag)."""
+    wanted = getattr(f, "eval_splits", None) or ("train", "validation", "test")
+    return [(split, prepared.eval_splits[split]) for split in ("train", "validation", "test")
+            if split in wanted and split in prepared.eval_splits]
+
+
 def evaluate_splits(model, prepared, f):
-    """Final metrics per split: the bounds (model.evaluate), IWAE-k NLL, active units."""
+    """Final metrics per split (`final_splits`): the bounds (model.evaluate), IWAE-k
+    NLL, active units."""
     import numpy as np
     import tensorflow as tf
 
     from tfvi import evaluation
 
+    # Each split's bounds start from the same sampling state, so a split's figures do
+    # not depend on which splits were evaluated before it (--eval_splits).
+    generator = getattr(model, "seed_generator", None)
+    start_state = None if generator is None else generator.state.numpy()
     results = {}
-    for split in ("train", "validation", "test"):
-        if split not in prepared.eval_splits:
-            continue
-        x, y, _ = prepared.eval_splits[split]
+    for split, (x, y, _) in final_splits(prepared, f):
+        if generator is not None:
+            generator.state.assign(start_state)
         n = len(x) if not f.eval_max_examples else min(len(x), f.eval_max_examples)
         x = x[:n]
         y = None if y is None else y[:n]

@@ -11,6 +11,7 @@ from tfvi import bounds, estimators, models
 from tfvi.launch.components import build_parts, check_mixture_objective
 from tfvi.launch.registry import Flag, ModelFamily, register_model
 from tfvi.launch.report import evaluate_representation
+from tfvi.training.outputs import final_splits
 from tfvi.validation import STRATIFIED_OBJECTIVES
 
 FLAGS = (
@@ -52,7 +53,7 @@ def evaluate_vib(model, prepared, config):
     from tfvi.evaluation import calibration
 
     out = evaluate_representation(model, prepared, config, reconstruct=False)
-    for split, (x, y, _) in prepared.eval_splits.items():
+    for split, (x, y, _) in final_splits(prepared, config):
         probs, labels = _predictive(model, x, y, config)
         out.setdefault(split, {}).update({
             "accuracy": calibration.accuracy(probs, labels),
