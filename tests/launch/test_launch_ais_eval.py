@@ -45,6 +45,19 @@ def test_ais_table_is_consistent_and_close_to_iwae(ais_result):
     assert saved["ais_gap_table"]["nll_test"] == table["nll_test"]
 
 
+def test_without_the_table_the_same_ais_estimate_alone(workdir, ais_result, tmp_path):
+    # --noais_table: the test split's AIS with the table's seed and examples, nothing
+    # on the train split.
+    out = E.evaluate(parse("tfvi-eval", f"--path={workdir}", *AIS, "--noais_table",
+                           "--verbose=0", f"--output={tmp_path / 'ais.json'}"))
+    assert "ais_gap_table" not in out
+    assert out["metrics"]["ais_nll"] == pytest.approx(ais_result["metrics"]["ais_nll"],
+                                                      rel=1e-6, abs=1e-6)
+    assert out["metrics"]["nll"] == pytest.approx(ais_result["metrics"]["nll"], rel=1e-6)
+    saved = json.load(open(tmp_path / "ais.json"))
+    assert "ais_gap_table" not in saved and saved["metrics"] == out["metrics"]
+
+
 def test_ais_table_is_printed(workdir, capsys):
     E.evaluate(parse("tfvi-eval", f"--path={workdir}", *AIS, "--ais_temperatures=5",
                      "--ais_schedule=sigmoid", "--split=train", "--max_examples=5",

@@ -59,7 +59,9 @@ def restore_model(workdir, prepared, strategy=None):
 
 def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
     """Ding & Freedman's table (AIS NLL and NVLB on test and train, gaps, active units) for the
-    workdir's model, plus the AIS log-likelihood of the evaluated split."""
+    workdir's model, plus the AIS log-likelihood of the evaluated split (`"metrics"`);
+    with `--noais_table` only the latter (`{"metrics": ...}`), with the seed and
+    examples the table uses for that split."""
     import numpy as np
 
     from tfvi import distribute, evaluation
@@ -75,22 +77,26 @@ def ais_metrics(workdir, prepared, f, ais, x, y, strategy=None):
     x_test = prepared.eval_splits["test"][0]
     x_train = prepared.eval_splits["train"][0]
     seed = int(train_flags.seed)
-    table = distribute.distributed_ais_gap_table(
-        model, x_test, x_train, strategy, iwae_samples=f.num_samples,
-        max_examples=max_examples, seed=seed, verbose=f.verbose, preset="wu",
-        iwae_batch_size=f.batch_size, batch_size=f.batch_size, **ais)
-    if f.split == "test":
-        nll = table["nll_test"]
-    elif f.split == "train":
-        nll = table["nll_train"]
-    elif strategy is not None:
-        nll = -float(np.mean(distribute.distributed_ais_log_likelihood(
-            model, x, strategy, preset="wu", seed=seed, verbose=f.verbose,
-            batch_size=f.batch_size, **ais).log_likelihood))
+    table = {}
+    if f.ais_table:
+        table = distribute.distributed_ais_gap_table(
+            model, x_test, x_train, strategy, iwae_samples=f.num_samples,
+            max_examples=max_examples, seed=seed, verbose=f.verbose, preset="wu",
+            iwae_batch_size=f.batch_size, batch_size=f.batch_size, **ais)
+    if table and f.split in ("test", "train"):
+        nll = table[f"nll_{f.split}"]
     else:
-        nll = -float(np.mean(evaluation.ais_log_likelihood(
-            model, x, preset="wu", seed=seed, verbose=f.verbose, batch_size=f.batch_size,
-            **ais).log_likelihood))
+        # The table's seeds: seed for the test split, seed + 1 for the train split.
+        split_seed = seed + 1 if f.split == "train" else seed
+        if strategy is not None:
+            ll = distribute.distributed_ais_log_likelihood(
+                model, x, strategy, preset="wu", seed=split_seed, verbose=f.verbose,
+                batch_size=f.batch_size, **ais).log_likelihood
+        else:
+            ll = evaluation.ais_log_likelihood(
+                model, x, preset="wu", seed=split_seed, verbose=f.verbose,
+                batch_size=f.batch_size, **ais).log_likelihood
+        nll = -float(np.mean(ll))
     table["metrics"] = {f"ais_{ais['num_temperatures']}_log_likelihood": -nll,
                         "ais_nll": nll}
     return table
