@@ -132,7 +132,7 @@ def define_flags():
     _define("string", "ais_schedule", "linear", "AIS: annealing schedule, linear or sigmoid.")
     _define("boolean", "ais_table", True, "With --ais_temperatures: Ding & Freedman's table "
             "(AIS and IWAE on the test and train splits). False: the AIS log-likelihood "
-            "of --split alone, the same estimate at about a quarter of the cost.")
+            "of --split alone, the same estimate at about half the cost.")
     # Shared with tfvi-train when both live in one process.
     _define("string", "strategy", "default", "tf.distribute strategy of the AIS "
             "evaluation (Ding & Freedman table): default (one device), mirrored (all local "
