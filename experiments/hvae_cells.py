@@ -9,6 +9,7 @@ state are checkpointed in `<out>/cells/<key>.backup/` at each epoch end, a rerun
 continues from the last finished epoch, and the cell's `wall_s`/`cpu_s` add up the time
 of every invocation (except the part of an epoch that a kill threw away). `finish`
 writes `<out>/results.json` (arguments, every cell, the table) and prints the table.
+A finished cell keeps its trained weights in `<out>/cells/<key>.weights.h5`.
 
 Each missing cell runs in a child process of its own (the script rerun with `--cell
 <key>`), so memory is returned between cells: one process that trained and evaluated
@@ -31,7 +32,7 @@ import tensorflow as tf
 from tfvi.training import CheckpointCallback, CheckpointManager
 
 __all__ = ["base_parser", "binarized_batches", "cell_key", "cell_processes", "finish",
-           "format_table", "resume", "run_cells", "summarize"]
+           "format_table", "resume", "run_cells", "summarize", "weights_path"]
 
 
 def base_parser(description, out_default):
@@ -109,8 +110,8 @@ def resume(model, out, cell):
     callbacks that checkpoint each epoch and keep the cell's clock. Pass both to `fit`.
     The data stream restarts from its seed, so a resumed run sees batches in a different
     order than an uninterrupted one would. The checkpoints stay after training
-    (`run_cells` removes them once the cell's JSON is written), so a run killed during
-    the long evaluation does not train the cell again.
+    (`run_cells` keeps the last one's weights and removes them once the cell's JSON is
+    written), so a run killed during the long evaluation does not train the cell again.
     """
     directory = backup_dir(out, cell)
     manager = CheckpointManager(os.path.join(directory, "checkpoints"), keep=1)
@@ -124,6 +125,24 @@ def _write_json(path, payload):
     with open(tmp, "w") as f:
         json.dump(payload, f, indent=1)
     os.replace(tmp, path)
+
+
+def weights_path(out, cell):
+    """`<out>/cells/<key>.weights.h5`: a finished cell's trained weights (for analyses
+    after the grid; `model.load_weights` on the script's model for the cell)."""
+    return os.path.join(out, "cells", cell_key(cell) + ".weights.h5")
+
+
+def _keep_final_weights(out, cell):
+    """Moves the newest checkpoint's weights to `weights_path`, then removes the
+    cell's checkpoints."""
+    checkpoints = os.path.join(backup_dir(out, cell), "checkpoints")
+    epochs = sorted(d for d in os.listdir(checkpoints) if d.startswith("epoch-")) if (
+        os.path.isdir(checkpoints)) else []
+    if epochs:
+        os.replace(os.path.join(checkpoints, epochs[-1], "model.weights.h5"),
+                   weights_path(out, cell))
+    shutil.rmtree(backup_dir(out, cell), ignore_errors=True)
 
 
 def run_cells(out, cells, run_cell, report_only=False, only=None, child_command=None):
@@ -172,7 +191,7 @@ def run_cells(out, cells, run_cell, report_only=False, only=None, child_command=
                    cpu_s=earlier["cpu_s"] + time.process_time() - cpu,
                    load_average=list(os.getloadavg()))
         _write_json(path, row)
-        shutil.rmtree(backup_dir(out, cell), ignore_errors=True)
+        _keep_final_weights(out, cell)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows

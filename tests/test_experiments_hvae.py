@@ -11,7 +11,7 @@ from tests.helpers import experiment_script
 
 
 def _cells(out):
-    return sorted(os.listdir(os.path.join(out, "cells")))
+    return sorted(f for f in os.listdir(os.path.join(out, "cells")) if f.endswith(".json"))
 
 
 @pytest.mark.parametrize("name,flags,expected", [
@@ -29,6 +29,10 @@ def test_smoke_run_writes_every_cell_and_resumes(name, flags, expected, tmp_path
     script = experiment_script(name)
     script.main(["--smoke", "--seeds", "0", "--out", out] + flags)
     assert _cells(out) == [f"{c}.json" for c in expected]
+    # Cells that checkpoint their training (`hvae_cells.resume`) keep their weights.
+    weights = sorted(f for f in os.listdir(os.path.join(out, "cells")) if f.endswith(".h5"))
+    checkpointed = hasattr(script, "resume")
+    assert weights == ([f"{c}.weights.h5" for c in expected] if checkpointed else [])
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert len(results["cells"]) == len(expected) and results["cpu_s"] > 0
@@ -71,6 +75,7 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch(tmp_path):
                                       self.model.optimizer.variables + self.model.weights])
 
         def on_epoch_end(self, epoch, logs=None):
+            seen["end"] = [w.numpy().copy() for w in self.model.weights]
             if self.kill and epoch == 1:
                 seen["killed"] = [w.numpy().copy() for w in
                                   self.model.optimizer.variables + self.model.weights]
@@ -103,6 +108,10 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch(tmp_path):
     rows = hvae_cells.run_cells(out, [cell], lambda c: {"nll": 1.0})
     assert 0 < clock["cpu_s"] <= rows[0]["cpu_s"] and 0 < clock["wall_s"] <= rows[0]["wall_s"]
     assert not os.path.exists(hvae_cells.backup_dir(out, cell))
+    # The trained weights stay with the cell's JSON, for analyses after the grid.
+    model.load_weights(hvae_cells.weights_path(out, cell))
+    for trained, kept in zip(seen["end"], model.weights):
+        np.testing.assert_array_equal(trained, kept.numpy())
 
 
 def test_each_missing_cell_runs_in_a_child_process_and_a_failed_child_stops_the_grid(
