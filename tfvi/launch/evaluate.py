@@ -130,9 +130,10 @@ def define_flags():
     _define("integer", "ais_leapfrog_steps", 10, "AIS: leapfrog steps per HMC transition.")
     _define("integer", "ais_chains", 16, "AIS: chains per example.")
     _define("string", "ais_schedule", "linear", "AIS: annealing schedule, linear or sigmoid.")
-    _define("boolean", "ais_table", True, "With --ais_temperatures: Ding & Freedman's table "
-            "(AIS and IWAE on the test and train splits). False: the AIS log-likelihood "
-            "of --split alone, the same estimate at about half the cost.")
+    _define("boolean", "ais_table", True, "When AIS is on (--ais_temperatures), also "
+            "Ding & Freedman's table (AIS and IWAE on the test and train splits); false: "
+            "the AIS log-likelihood of --split alone, the same estimate at about half "
+            "the cost.")
     # Shared with tfvi-train when both live in one process.
     _define("string", "strategy", "default", "tf.distribute strategy of the AIS "
             "evaluation (Ding & Freedman table): default (one device), mirrored (all local "
