@@ -169,6 +169,8 @@ def run_cells(out, cells, run_cell, report_only=False, only=None, child_command=
         if os.path.exists(path):
             with open(path) as f:
                 rows.append(json.load(f))
+            if not report_only and os.path.isdir(backup_dir(out, cell)):
+                _keep_final_weights(out, cell)  # killed between the JSON and this step
             print(f"done before: {cell_key(cell)}", flush=True)
             continue
         if report_only:

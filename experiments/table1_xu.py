@@ -19,8 +19,9 @@ scaled to it (1e-3, 1e-4, 1e-5 for 10 epochs each: `--lr_schedule=step` with dec
 Per cell: test NLL by IWAE-1000 (the launcher's final evaluation on the fixed test
 binarisation), the AIS estimate (`tfvi-eval --ais_temperatures=100 --ais_chains=4`)
 on the first 100 test digits (`--noais_table`: the test split's AIS alone, the same
-estimate as the Ding & Freedman table's that the first four cells also computed), active units, and Table 7's elbo, recons, kl and
-kl_z|x = -elbo - NLL (the bound's gap, >= 0). Only the test split is evaluated
+estimate as the Ding & Freedman table's that the first four cells also computed),
+active units, and Table 7's elbo, recons, kl and kl_z|x = -elbo - NLL (the bound's
+gap, >= 0). Only the test split is evaluated
 (`--eval_splits=test`; the first four cells also evaluated train and validation,
 which took 58% of their final evaluation and is not reported). Each run lives in
 `experiments/results/table1_xu/<cell>/`: an

@@ -112,6 +112,15 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch(tmp_path):
     model.load_weights(hvae_cells.weights_path(out, cell))
     for trained, kept in zip(seen["end"], model.weights):
         np.testing.assert_array_equal(trained, kept.numpy())
+    # A run killed after the JSON but before that move: the rerun finishes the move.
+    kept = hvae_cells.weights_path(out, cell)
+    ckpt = os.path.join(hvae_cells.backup_dir(out, cell), "checkpoints", "epoch-00004")
+    os.makedirs(ckpt)
+    os.replace(kept, os.path.join(ckpt, "model.weights.h5"))
+    hvae_cells.run_cells(out, [cell], lambda c: {"nll": 2.0}, report_only=True)
+    assert os.path.isdir(ckpt)  # --report moves nothing
+    assert hvae_cells.run_cells(out, [cell], lambda c: {"nll": 2.0})[0]["nll"] == 1.0
+    assert os.path.exists(kept) and not os.path.exists(hvae_cells.backup_dir(out, cell))
 
 
 def test_each_missing_cell_runs_in_a_child_process_and_a_failed_child_stops_the_grid(

@@ -27,6 +27,7 @@ from tfvi.launch.registry import (
     family_features,
 )
 from tfvi.training import workdir as workdir_lib
+from tfvi.training.outputs import EVAL_SPLITS
 
 __all__ = ["EVAL_SPLITS", "FlagError", "RUN_CONTROL_FLAGS", "RunConfig", "TWO_LEVEL_ACCEPTS", "check_flag_at_least",
            "check_flag_choice", "fill_defaults", "from_stored", "resolve", "validate"]
@@ -43,7 +44,6 @@ _POSITIVE = ("components", "samples", "latent_dim", "batch_size", "epochs",
              "eval_iwae_samples", "prior_components", "lr_decay_steps", "ksg_points",
              "checkpoint_keep")
 _NON_NEGATIVE = ("eval_max_examples", "early_stopping_patience")
-EVAL_SPLITS = ("train", "validation", "test")
 
 
 class FlagError(ValueError):

@@ -33,8 +33,9 @@ REPRESENTATION_METRICS = ("ksg_mutual_information", "knn5_accuracy", "reconstruc
 
 def evaluate_representation(model, prepared, config, reconstruct=True, ksg_points=None):
     """`{split: tfvi.evaluation.representation_metrics(...)}` over the final
-    evaluation's splits (`--eval_splits`, the first `--eval_max_examples`; k-NN fitted on the train
-    split's posterior means); `reconstruct=False` skips the RMSE (a classifier)."""
+    evaluation's splits (`--eval_splits`, the first `--eval_max_examples`; k-NN fitted
+    on the train split's posterior means); `reconstruct=False` skips the RMSE (a
+    classifier)."""
     from tfvi.evaluation import latent_codes, representation_metrics
 
     x_tr, _, labels_tr = prepared.eval_splits["train"]

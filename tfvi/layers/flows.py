@@ -60,7 +60,8 @@ class BijectorLayer(keras.layers.Layer):
         super().__init__(**float32_policy(kwargs))  # log-determinants in float32
 
     def bijector(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define bijector(), the "
+                                  "TFP bijector of its transform.")
 
     def call(self, x):
         return self.bijector().forward(x)

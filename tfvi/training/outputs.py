@@ -17,7 +17,10 @@ import time
 from tfvi.training import atomic
 from tfvi.training import workdir as workdir_lib
 
-__all__ = ["evaluate_splits", "final_splits", "versions", "write_outputs"]
+__all__ = ["EVAL_SPLITS", "evaluate_splits", "final_splits", "versions", "write_outputs"]
+
+# The splits a final evaluation can score, in the order it scores them.
+EVAL_SPLITS = ("train", "validation", "test")
 
 
 def versions():
@@ -37,8 +40,8 @@ def final_splits(prepared, f):
     """`[(split, (x, y, labels))]` of the final evaluation: the `--eval_splits` the
     data has, in train, validation, test order (all three for a configuration that
     predates the flag)."""
-    wanted = getattr(f, "eval_splits", None) or ("train", "validation", "test")
-    return [(split, prepared.eval_splits[split]) for split in ("train", "validation", "test")
+    wanted = getattr(f, "eval_splits", None) or EVAL_SPLITS
+    return [(split, prepared.eval_splits[split]) for split in EVAL_SPLITS
             if split in wanted and split in prepared.eval_splits]
 
 
