@@ -63,3 +63,27 @@ def test_hvae_report_lists_missing_cells_and_trains_nothing(tmp_path, capsys):
     assert "missing: model=mim__latent=2__seed=0" in printed
     assert sorted(os.listdir(os.path.join(out, "cells"))) == ["model=vae__latent=2__seed=0.json"]
     assert [(e["model"], e["seeds"], e["nll"]) for e in table] == [("vae", 1, [30.0, 0.0])]
+
+
+def test_table1_trains_only_the_chosen_part_and_tables_every_finished_cell(
+        tmp_path, monkeypatch, capsys):
+    root = str(tmp_path)
+    _fake_cell(root, "dense_vae_normal_s0", nll=118.0, elbo=-126.5, ais_nll=115.0)
+    script = experiment_script("table1_xu")
+    launched = []
+
+    def fake_run(args):  # leaves what a finished training and AIS evaluation would
+        workdir = next(a for a in args if a.startswith("--workdir="))
+        launched.append(os.path.basename(workdir))
+        _fake_cell(root, os.path.basename(workdir), nll=120.0, elbo=-128.0, ais_nll=117.0)
+
+    monkeypatch.setattr(script, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["table1_xu.py", "--results_dir", root,
+                                      "--architectures", "dense_vae", "--seeds", "1"])
+    script.main()
+    assert launched == ["dense_vae_normal_s1", "dense_vae_realnvp_s1"]
+    out = capsys.readouterr().out
+    assert "missing: conv_vae_normal_s0" in out and "missing: dense_vae_normal_s2" in out
+    with open(os.path.join(root, "table1_xu.json")) as fh:
+        result = json.load(fh)
+    assert result["cells"]["dense_vae"]["normal"]["nll"]["values"] == [118.0, 120.0]
