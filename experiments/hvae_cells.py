@@ -3,8 +3,8 @@
 A *cell* is one trained model (a dict such as `{"model": "mim", "seed": 0}`). Each cell
 writes `<out>/cells/<key>.json` when it is done (via a temporary file, so a killed run
 leaves no half-written cell) and is skipped when the script is run again, so a long
-reproduction resumes where it stopped. Training inside a cell resumes too: with
-`resume(model, out, cell)`'s epoch and callbacks in its `fit`, the weights and optimizer
+reproduction resumes where it stopped. Training inside a cell resumes too: trained by
+`fit_cell` (or with `resume`'s epoch and callbacks in its own `fit`), the weights and optimizer
 state are checkpointed in `<out>/cells/<key>.backup/` at each epoch end, a rerun
 continues from the last finished epoch, and the cell's `wall_s`/`cpu_s` add up the time
 of every invocation (except the part of an epoch that a kill threw away). `finish`
@@ -118,6 +118,17 @@ def resume(model, out, cell):
     state = manager.restore(model)
     return (state["epoch"] if state else 0), [CheckpointCallback(manager),
                                               _CellClock(directory)]
+
+
+def fit_cell(model, out, cell, batches, epochs, callbacks=()):
+    """Trains `model` (built and compiled) for `epochs` on `batches`, continuing from the
+    cell's newest checkpoint (`resume`); returns the row's training columns: `epochs`,
+    `resumed_at_epoch` and `final_loss` (None when the checkpoint had every epoch)."""
+    initial_epoch, checkpointing = resume(model, out, cell)
+    history = model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
+                        callbacks=list(callbacks) + checkpointing)
+    return {"epochs": epochs, "resumed_at_epoch": initial_epoch,
+            "final_loss": float(history.history["loss"][-1]) if history.epoch else None}
 
 
 def _write_json(path, payload):

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hvae_cells import (base_parser, binarized_batches, cell_processes, finish,  # noqa: E402
-                        resume, run_cells)
+                        fit_cell, run_cells)
 
 import tfvi  # noqa: E402
 from tfvi.evaluation import (encoder_mutual_information, iwae_log_likelihood,  # noqa: E402
@@ -114,13 +114,9 @@ def main(argv=None):
                      else tfvi.models.mim_callbacks(args.warmup))
         callbacks = [c for c in callbacks
                      if not isinstance(c, keras.callbacks.EarlyStopping)]
-        initial_epoch, checkpointing = resume(model, args.out, cell)
-        history = model.fit(binarized_batches(arrays["train_probs"], args.batch_size, seed),
-                            epochs=args.epochs, initial_epoch=initial_epoch, verbose=0,
-                            callbacks=callbacks + checkpointing)
-        row = {"epochs": args.epochs, "resumed_at_epoch": initial_epoch,
-               "final_loss": (float(history.history["loss"][-1]) if history.epoch
-                              else None)}
+        row = fit_cell(model, args.out, cell,
+                       binarized_batches(arrays["train_probs"], args.batch_size, seed),
+                       args.epochs, callbacks)
         row.update(evaluate(model, arrays, args, seed))
         return row
 

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hvae_cells import (base_parser, binarized_batches, cell_processes, finish,  # noqa: E402
-                        resume, run_cells)
+                        fit_cell, run_cells)
 
 import tfvi  # noqa: E402
 from tfvi import networks  # noqa: E402
@@ -94,14 +94,9 @@ def main(argv=None):
         schedule = keras.optimizers.schedules.ExponentialDecay(
             1e-3, decay_steps=third * steps, decay_rate=0.1, staircase=True)
         model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=False)
-        initial_epoch, checkpointing = resume(model, args.out, cell)
-        history = model.fit(
-            binarized_batches(arrays["train_probs"], args.batch_size, cell["seed"]),
-            epochs=args.epochs, initial_epoch=initial_epoch, verbose=0,
-            callbacks=[KLWarmup(third)] + checkpointing)
-        row = {"epochs": args.epochs, "resumed_at_epoch": initial_epoch,
-               "final_loss": (float(history.history["loss"][-1]) if history.epoch
-                              else None)}
+        row = fit_cell(model, args.out, cell,
+                       binarized_batches(arrays["train_probs"], args.batch_size, cell["seed"]),
+                       args.epochs, [KLWarmup(third)])
         row.update(evaluate(model, arrays["test_x"], args, cell["seed"]))
         return row
 
