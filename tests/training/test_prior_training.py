@@ -7,7 +7,8 @@ import tensorflow as tf
 
 import tfvi
 from tfvi.prior_training import prior_is_standard_normal, set_trainable, train_with_prior
-from tfvi.training.warmup import KLWarmup, warmup_beta
+from tfvi.training.warmup import (DecoderWeightWarmup, KLWarmup, objective_settled_epoch,
+                                 warmup_beta)
 
 D, LATENT = 10, 2
 
@@ -112,6 +113,15 @@ def test_kl_warmup_schedule(data):
         KLWarmup(-1)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         KLWarmup(3, per_step=True)
+
+
+def test_the_objective_settles_after_the_longest_warmup():
+    """Epoch `epochs` is the first at beta = 1 (and at the full decoder weight)."""
+    assert warmup_beta(objective_settled_epoch([KLWarmup(7)]), 7) == 1.0
+    assert warmup_beta(objective_settled_epoch([KLWarmup(7)]) - 1, 7) < 1.0
+    assert objective_settled_epoch([KLWarmup(3), DecoderWeightWarmup(5),
+                                    keras.callbacks.History()]) == 5
+    assert objective_settled_epoch([keras.callbacks.History()]) == 0
 
 
 def test_kl_warmup_changes_the_trained_objective(data):

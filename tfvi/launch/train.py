@@ -201,8 +201,8 @@ IMAGE_SUMMARY_SECONDS = 30.0
 
 def fit_callbacks(config, model, prepared, checkpoint, timing):
     """The family's features' and its own callbacks, then the run's: NaN guard, timing,
-    checkpoint, TensorBoard, fault points (tests), image summaries, early stopping and
-    the multi-worker watchdog. Created only when training runs (TensorBoard writers
+    checkpoint, TensorBoard, fault points (tests), image summaries, early stopping
+    (from the end of the warm-ups) and the multi-worker watchdog. Created only when training runs (TensorBoard writers
     make files)."""
     import keras
 
@@ -227,8 +227,11 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
             x_test if y_test is None else y_test, prepared.bundle.image_shape,
             seed=config.seed, min_seconds=IMAGE_SUMMARY_SECONDS))
     if config.early_stopping_patience:
-        cbs.append(keras.callbacks.EarlyStopping(patience=config.early_stopping_patience,
-                                                 restore_best_weights=True))
+        # Counted from the end of the warm-ups: a warm-up epoch's val_loss (beta < 1)
+        # is lower than the full bound's and would be restored as the best.
+        cbs.append(keras.callbacks.EarlyStopping(
+            patience=config.early_stopping_patience, restore_best_weights=True,
+            start_from_epoch=training.objective_settled_epoch(cbs)))
     if config.strategy == "multi_worker":
         # A dead peer normally surfaces as UnavailableError (see `fit`); this is the
         # backstop if the collective hangs instead.

@@ -5,7 +5,8 @@
   `CheckpointCallback`).
 * `nan_guard`: `NaNGuard`, which stops at the first non-finite loss naming the cause.
 * `tensorboard`: per-epoch scalars, image summaries, the HParams record.
-* `warmup`: `KLWarmup` (Xu et al. B.3) and `DecoderWeightWarmup` (Livne et al. section 5).
+* `warmup`: `KLWarmup` (Xu et al. B.3) and `DecoderWeightWarmup` (Livne et al. section 5),
+  and `objective_settled_epoch` (where early stopping may start comparing losses).
 * `atomic`: every file and directory is written through a temporary sibling and
   renamed into place, with try/finally cleanup and permissions that follow the umask;
   strict JSON (NaN/inf become null with a recorded reason); disk-full errors name the
@@ -25,10 +26,10 @@ from tfvi.training.faults import FaultPoints
 from tfvi.training.nan_guard import NaNGuard, NonFiniteLossError
 from tfvi.training.tensorboard import ImageSummaries, TensorBoardScalars, write_hparams
 from tfvi.training.timing import TrainTiming
-from tfvi.training.warmup import DecoderWeightWarmup, KLWarmup
+from tfvi.training.warmup import DecoderWeightWarmup, KLWarmup, objective_settled_epoch
 from tfvi.training.watchdog import PeerWatchdog
 
 __all__ = ["BurnIn", "CheckpointCallback", "CheckpointManager", "DecoderWeightWarmup", "FaultPoints",
            "ImageSummaries", "KLWarmup", "NaNGuard", "NonFiniteLossError", "PeerWatchdog",
            "TensorBoardScalars", "TrainTiming", "atomic", "burn_in", "faults", "lock",
-           "write_hparams"]
+           "objective_settled_epoch", "write_hparams"]

@@ -8,12 +8,15 @@
 * `DecoderWeightWarmup`: the decoder-weight warm-up of Livne, Swersky & Fleet, "MIM:
   Mutual Information Machine", section 5. It assigns `model.decoder_weight`.
 
-Both assign a `keras.Variable`, so the compiled step is not retraced.
+Both assign a `keras.Variable`, so the compiled step is not retraced. While either
+warms up, the loss (and `val_loss`) is not yet the objective being trained for: a
+smaller beta or decoder weight lowers it. `objective_settled_epoch` says from which
+epoch on losses can be compared, e.g. by early stopping (`start_from_epoch`).
 """
 
 import keras
 
-__all__ = ["DecoderWeightWarmup", "KLWarmup", "warmup_beta"]
+__all__ = ["DecoderWeightWarmup", "KLWarmup", "objective_settled_epoch", "warmup_beta"]
 
 # MIM's decoder weight once warmed up: the 1/2 of Livne et al.'s symmetric mixture.
 FULL_DECODER_WEIGHT = 0.5
@@ -24,6 +27,19 @@ def warmup_beta(epoch, epochs, start=0.01, end=1.0):
     if epochs <= 0:
         return float(end)
     return float(start + (end - start) * min(1.0, epoch / epochs))
+
+
+def objective_settled_epoch(callbacks):
+    """The first epoch (0-based) whose loss is the final objective: the end of the
+    longest warm-up among `callbacks` (`KLWarmup`, `DecoderWeightWarmup`), 0 if none.
+
+    Early stopping that compares a warm-up epoch's validation loss with later ones
+    favours the warm-up (its loss is lowered by beta < 1) and can restore a model that
+    was never trained on the full bound; pass this as its `start_from_epoch`.
+    """
+    ends = [cb.epochs for cb in callbacks if isinstance(cb, KLWarmup)]
+    ends += [cb.warmup_epochs for cb in callbacks if isinstance(cb, DecoderWeightWarmup)]
+    return max(ends, default=0)
 
 
 class KLWarmup(keras.callbacks.Callback):
