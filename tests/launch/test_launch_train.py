@@ -275,3 +275,23 @@ def test_abs_toy_command_exports_and_load_workdir_returns_the_trained_model(tmp_
     for k, v in ours.items():
         np.testing.assert_allclose(v.numpy(), exported[k].numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(v.numpy(), theirs[k].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_mim_early_stopping_is_section_5s_through_the_resumable_callback():
+    """--model=mim with a validation split stops with patience = the warm-up length,
+    counted from the warm-up's end (Livne et al., section 5), by the launcher's
+    checkpointed early stopping; --early_stopping_patience overrides the patience."""
+    from types import SimpleNamespace
+
+    from tfvi.launch.families import mim
+    from tfvi.training import objective_settled_epoch
+
+    with_validation = SimpleNamespace(eval_splits={"train": None, "validation": None})
+    without = SimpleNamespace(eval_splits={"train": None})
+    f = parse(*TINY, "--model=mim", "--mim_warmup_epochs=3")
+    assert T.resumed_early_stopping(f, with_validation, None, {}).patience == 3
+    assert objective_settled_epoch(mim.mim_callbacks(None, with_validation, f)) == 3
+    assert T.resumed_early_stopping(f, without, None, {}) is None
+    f = parse(*TINY, "--model=mim", "--mim_warmup_epochs=3", "--early_stopping_patience=5")
+    assert T.resumed_early_stopping(f, with_validation, None, {}).patience == 5
+    assert T.resumed_early_stopping(parse(*TINY), with_validation, None, {}) is None

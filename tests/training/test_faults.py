@@ -217,6 +217,40 @@ def test_an_xla_run_resumed_after_epoch_2_ends_as_an_uninterrupted_one(tmp_path,
     assert_same_metrics(resumed, reference)
 
 
+def test_early_stopped_run_resumed_from_any_checkpoint_ends_as_an_uninterrupted_one(
+        tmp_path, capsys):
+    """Early stopping's best epoch, wait and best weights are saved with each
+    checkpoint: a run resumed after its best epoch stops at the same epoch (not
+    `patience` epochs after the resume), one resumed after it stopped (killed during
+    the evaluation) trains no further, and both evaluate the best epoch's weights, not
+    the last. (Kills simulated as in the XLA test above: later checkpoints and the
+    outputs removed.)"""
+    args = [*BASE, "--epochs=8", "--checkpoint_keep=8", "--noexport",
+            "--validation_fraction=0.2", "--early_stopping_patience=1",
+            "--learning_rate=0.1"]  # a rate at which the validation loss soon rises
+    ref = str(tmp_path / "ref")
+    code, _ = run_main(capsys, *args, f"--workdir={ref}")
+    assert code == 0
+    reference = strict_json(os.path.join(ref, "metrics.json"))
+    stopped_after = reference["epochs_trained"]
+    best = int(np.argmin(reference["history"]["val_loss"])) + 1
+    assert best < stopped_after < 8, (best, stopped_after)  # the test's premise
+    for kept in range(1, stopped_after + 1):
+        w = str(tmp_path / f"resumed_from_{kept}")
+        shutil.copytree(ref, w)
+        os.remove(os.path.join(w, "metrics.json"))
+        os.remove(os.path.join(w, "model.keras"))
+        for later in range(kept + 1, stopped_after + 1):
+            shutil.rmtree(os.path.join(w, "checkpoints", f"epoch-{later:05d}"))
+        code, _ = run_main(capsys, *args, f"--workdir={w}")
+        assert code == 0
+        resumed = strict_json(os.path.join(w, "metrics.json"))
+        assert resumed["epochs_trained"] == stopped_after, kept
+        assert sorted(os.listdir(os.path.join(w, "checkpoints"))) == sorted(
+            os.listdir(os.path.join(ref, "checkpoints")))
+        assert_same_metrics(resumed, reference)
+
+
 @pytest.mark.parametrize("content", ["{garbage", "[]"])
 def test_garbage_flags_json_is_one_line_and_changes_nothing(work, capsys, content):
     with open(os.path.join(work, "flags.json"), "w") as f:

@@ -120,6 +120,10 @@ class ModelFamily:
         They replace the generic flag defaults only where the user did not set the
         flag (absl `FLAGS[name].present`) and no preset written for this family did;
         the result is validated like any flag value (`tfvi.launch.flags`).
+      early_stopping_patience: optional `fn(config, prepared) -> int`, the family's
+        own early-stopping patience where `--early_stopping_patience` is 0 (e.g. MIM's
+        section 5: the warm-up length, with a validation split); 0 leaves it off.
+        Either way the launcher's resumable early stopping runs it.
       summary_metrics: metrics.json keys of the family's own figures, shown as extra
         columns of the final table (e.g. the VIB's "accuracy", "ece"; names known
         to `tfvi.launch.report.COLUMNS` get short headers).
@@ -138,6 +142,7 @@ class ModelFamily:
     estimators: Optional[Callable] = None
     plots: Optional[Callable] = None
     defaults: dict = dataclasses.field(default_factory=dict)
+    early_stopping_patience: Callable | None = None
     summary_metrics: tuple = ()
 
 

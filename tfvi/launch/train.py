@@ -200,12 +200,11 @@ IMAGE_SUMMARY_SECONDS = 30.0
 
 
 def fit_callbacks(config, model, prepared, checkpoint, timing):
-    """The family's features' and its own callbacks, then the run's: NaN guard, timing,
-    checkpoint, TensorBoard, fault points (tests), image summaries, early stopping
-    (from the end of the warm-ups) and the multi-worker watchdog. Created only when training runs (TensorBoard writers
+    """The family's features' and its own callbacks, then the run's: early stopping (from
+    the end of the warm-ups; `checkpoint.early_stopping`), NaN guard, timing,
+    checkpoint, TensorBoard, fault points (tests), image summaries and the
+    multi-worker watchdog. Created only when training runs (TensorBoard writers
     make files)."""
-    import keras
-
     from tfvi import training
     from tfvi.launch import figures
     from tfvi.launch.registry import MODELS, family_features
@@ -215,6 +214,12 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
     for plugin in family_features(family) + [family]:
         if plugin.callbacks is not None:
             cbs += list(plugin.callbacks(model, prepared, config))
+    if checkpoint.early_stopping is not None:
+        # Counted from the end of the warm-ups: a warm-up epoch's val_loss (beta < 1)
+        # is lower than the full bound's and would be restored as the best. Before the
+        # checkpoint, which saves its judgement of the same epoch.
+        checkpoint.early_stopping.start_from_epoch = training.objective_settled_epoch(cbs)
+        cbs.append(checkpoint.early_stopping)
     cbs += [training.NaNGuard(), timing, checkpoint,
             training.TensorBoardScalars(os.path.join(config.workdir, "tensorboard"))]
     if any(os.environ.get(v) for v in (faults.KILL_ENV, faults.RAISE_ENV, faults.WAIT_ENV)):
@@ -226,12 +231,6 @@ def fit_callbacks(config, model, prepared, checkpoint, timing):
             os.path.join(config.workdir, "tensorboard", "images"), x_test,
             x_test if y_test is None else y_test, prepared.bundle.image_shape,
             seed=config.seed, min_seconds=IMAGE_SUMMARY_SECONDS))
-    if config.early_stopping_patience:
-        # Counted from the end of the warm-ups: a warm-up epoch's val_loss (beta < 1)
-        # is lower than the full bound's and would be restored as the best.
-        cbs.append(keras.callbacks.EarlyStopping(
-            patience=config.early_stopping_patience, restore_best_weights=True,
-            start_from_epoch=training.objective_settled_epoch(cbs)))
     if config.strategy == "multi_worker":
         # A dead peer normally surfaces as UnavailableError (see `fit`); this is the
         # backstop if the collective hangs instead.
@@ -273,6 +272,30 @@ def check_trained_weights(model):
                        "export/ are unchanged.")
 
 
+def resumed_early_stopping(config, prepared, model, state):
+    """The early-stopping callback (None when off) with the state of the checkpoint
+    resumed from: the best epoch, the epochs waited, whether it had stopped, and the
+    best weights (the checkpoint's own, or the copy saved with it). Its patience is
+    `--early_stopping_patience`, else the family's own (`ModelFamily.
+    early_stopping_patience`, e.g. MIM's)."""
+    from tfvi import training
+    from tfvi.launch.registry import MODELS
+    from tfvi.training.checkpointing import EARLY_STOPPING_BEST
+
+    family_patience = MODELS[config.model].early_stopping_patience
+    patience = config.early_stopping_patience or (
+        family_patience(config, prepared) if family_patience is not None else 0)
+    if not patience:
+        return None
+    early_stopping = training.ResumableEarlyStopping(patience)
+    saved = state.get("early_stopping")
+    if saved:
+        best = (model.get_weights() if saved["best_is_current"]
+                else state.get("arrays", {}).get(EARLY_STOPPING_BEST))
+        early_stopping.set_state(saved, best if saved["has_best_weights"] else None)
+    return early_stopping
+
+
 def train_in_workdir(config, model, prepared, runtime, steps, start):
     """Under the workdir lock: resume or start, fit, write the outputs."""
     from tfvi import training
@@ -294,13 +317,17 @@ def train_in_workdir(config, model, prepared, runtime, steps, start):
     # Multi-worker saves are collective: every worker must save at the same epochs,
     # which their own clocks would not agree on.
     every = 0.0 if config.strategy == "multi_worker" else config.checkpoint_every_seconds
+    early_stopping = resumed_early_stopping(config, prepared, model, state)
     checkpoint = training.CheckpointCallback(manager, state.get("history", {}),
-                                             min_seconds=every)
+                                             min_seconds=every, early_stopping=early_stopping)
     timing = training.TrainTiming(checkpoint.extra_state, state.get("train_seconds", 0.0))
-    if initial_epoch < config.epochs:
+    stopped = early_stopping is not None and early_stopping.stopped
+    if initial_epoch < config.epochs and not stopped:
         train_ds, val_ds = fit_data(config, prepared, steps, initial_epoch)
         fit(config, model, train_ds, val_ds, steps, initial_epoch,
             fit_callbacks(config, model, prepared, checkpoint, timing))
+    if early_stopping is not None:
+        early_stopping.restore_best(model)
     check_trained_weights(model)
     train_seconds = checkpoint.extra_state.get("train_seconds", timing.previous_seconds)
     return outputs.write_outputs(config, model, prepared, MODELS[config.model],

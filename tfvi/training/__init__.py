@@ -3,6 +3,7 @@
 
 * `checkpointing`: atomic, numbered checkpoints with resume (`CheckpointManager`,
   `CheckpointCallback`).
+* `early_stopping`: `ResumableEarlyStopping`, whose state the checkpoints hold.
 * `nan_guard`: `NaNGuard`, which stops at the first non-finite loss naming the cause.
 * `tensorboard`: per-epoch scalars, image summaries, the HParams record.
 * `warmup`: `KLWarmup` (Xu et al. B.3) and `DecoderWeightWarmup` (Livne et al. section 5),
@@ -22,6 +23,7 @@
 from tfvi.training import atomic, burn_in, faults, lock  # noqa: F401
 from tfvi.training.burn_in import BurnIn
 from tfvi.training.checkpointing import CheckpointCallback, CheckpointManager
+from tfvi.training.early_stopping import ResumableEarlyStopping
 from tfvi.training.faults import FaultPoints
 from tfvi.training.nan_guard import NaNGuard, NonFiniteLossError
 from tfvi.training.tensorboard import ImageSummaries, TensorBoardScalars, write_hparams
@@ -29,7 +31,7 @@ from tfvi.training.timing import TrainTiming
 from tfvi.training.warmup import DecoderWeightWarmup, KLWarmup, objective_settled_epoch
 from tfvi.training.watchdog import PeerWatchdog
 
-__all__ = ["BurnIn", "CheckpointCallback", "CheckpointManager", "DecoderWeightWarmup", "FaultPoints",
-           "ImageSummaries", "KLWarmup", "NaNGuard", "NonFiniteLossError", "PeerWatchdog",
-           "TensorBoardScalars", "TrainTiming", "atomic", "burn_in", "faults", "lock",
+__all__ = ["BurnIn", "CheckpointCallback", "CheckpointManager", "DecoderWeightWarmup",
+           "FaultPoints", "ImageSummaries", "KLWarmup", "NaNGuard", "NonFiniteLossError",
+           "PeerWatchdog", "ResumableEarlyStopping", "TensorBoardScalars", "TrainTiming", "atomic", "burn_in", "faults", "lock",
            "objective_settled_epoch", "write_hparams"]

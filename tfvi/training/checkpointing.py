@@ -1,8 +1,9 @@
 """Atomic, numbered checkpoints with resume, and the callback that writes one per epoch.
 
 Each checkpoint is a directory `checkpoints/epoch-NNNNN/` holding `model.weights.h5`
-(model weights *and* optimizer state, as Keras 3 saves them) and `state.json` (epoch,
-global step, the per-epoch history). It is written into `checkpoints/.tmp-*` first and
+(model weights *and* optimizer state, as Keras 3 saves them), `state.json` (epoch,
+global step, the per-epoch history, callbacks' state) and any arrays saved with it
+(`<name>.npz`, e.g. early stopping's best weights). It is written into `checkpoints/.tmp-*` first and
 renamed into place, and `os.rename` of a directory is atomic on POSIX: a process killed
 at any instant leaves either the previous set of checkpoints or the new complete one,
 never a half-written one; leftover temporary directories are removed at the next start
@@ -24,6 +25,7 @@ from tfvi.training import atomic, faults
 __all__ = ["CheckpointManager", "CheckpointCallback", "unsaved_variables"]
 
 _CKPT = re.compile(r"^epoch-(\d+)$")
+EARLY_STOPPING_BEST = "early_stopping_best"  # the arrays name of its best weights
 
 
 class CheckpointManager:
@@ -55,8 +57,10 @@ class CheckpointManager:
         found = self.checkpoints()
         return found[-1][1] if found else None
 
-    def save(self, model, epoch, state):
-        """Saves after `epoch` (1-based count of finished epochs); returns the path."""
+    def save(self, model, epoch, state, arrays=None):
+        """Saves after `epoch` (1-based count of finished epochs); returns the path.
+        `arrays`: `{name: [numpy arrays]}` saved beside the weights (`restore` returns
+        them in the state's `"arrays"`)."""
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and not optimizer.built:
             optimizer.build(model.trainable_variables)  # so restore gets its slots
@@ -64,6 +68,8 @@ class CheckpointManager:
         # A re-run of the same epoch replaces it atomically.
         with atomic.directory(final, "checkpoint", epoch) as tmp:
             model.save_weights(os.path.join(tmp, "model.weights.h5"))
+            for name, values in (arrays or {}).items():
+                np.savez(os.path.join(tmp, f"{name}.npz"), *values)
             faults.point("checkpoint.weights_written", epoch)
             state = atomic.json_safe(dict(state, epoch=int(epoch),
                                           unsaved_variables=unsaved_variables(model)))
@@ -83,7 +89,8 @@ class CheckpointManager:
 
     def restore(self, model, path=None):
         """Loads the latest (or given) checkpoint into `model`; returns its state dict
-        or None when there is none. The optimizer must be set (compiled model)."""
+        (with `"arrays"`: `{name: [numpy arrays]}` saved with it) or None when there is
+        none. The optimizer must be set (compiled model)."""
         path = path or self.latest()
         if path is None:
             return None
@@ -96,6 +103,11 @@ class CheckpointManager:
         for v in model.variables:
             if v.path in saved:
                 v.assign(np.asarray(saved[v.path], dtype=v.dtype))
+        state["arrays"] = {}
+        for name in sorted(os.listdir(path)):
+            if name.endswith(".npz"):
+                with np.load(os.path.join(path, name)) as npz:
+                    state["arrays"][name[:-4]] = [npz[f"arr_{i}"] for i in range(len(npz.files))]
         return state
 
 
@@ -123,11 +135,16 @@ class CheckpointCallback(keras.callbacks.Callback):
       history: the per-epoch history of the run resumed (extended with `logs`).
       extra_state: a dict saved with each checkpoint (held; `TrainTiming` writes it).
       min_seconds: the least wall time between two saves (0: every epoch).
+      early_stopping: a `ResumableEarlyStopping` (earlier in the callback list) whose
+        state, and best weights when they are not the checkpoint's own, each
+        checkpoint holds (`"early_stopping"`, `"arrays"["early_stopping_best"]`).
     """
 
-    def __init__(self, manager, history=None, extra_state=None, min_seconds=0.0):
+    def __init__(self, manager, history=None, extra_state=None, min_seconds=0.0,
+                 early_stopping=None):
         super().__init__()
         self.manager = manager
+        self.early_stopping = early_stopping
         self.history = dict(history or {})
         self.extra_state = dict(extra_state or {})
         self.min_seconds = float(min_seconds)
@@ -152,7 +169,12 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     def _save(self):
         step = int(self.model.optimizer.iterations.numpy())
-        self.manager.save(self.model, self._pending,
-                          dict(self.extra_state, global_step=step, history=self.history))
+        state, arrays = dict(self.extra_state, global_step=step, history=self.history), {}
+        if self.early_stopping is not None:
+            state["early_stopping"] = self.early_stopping.get_state(self._pending)
+            if (state["early_stopping"]["has_best_weights"]
+                    and not state["early_stopping"]["best_is_current"]):
+                arrays[EARLY_STOPPING_BEST] = self.early_stopping.best_weights
+        self.manager.save(self.model, self._pending, state, arrays)
         self._pending = None
         self._last_save = time.monotonic()

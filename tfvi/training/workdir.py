@@ -183,12 +183,14 @@ def restore_newest_valid(manager, model, report=print, move_aside=True):
         try:
             state = _state(path, epoch)
             try:
-                manager.restore(model, path)
-            except Exception as err:  # h5py/Keras raise many types for a bad file
+                state["arrays"] = manager.restore(model, path)["arrays"]
+            except Exception as err:  # h5py/Keras/numpy raise many types for a bad file
                 first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-                raise CheckpointRejected(f"model.weights.h5 does not load "
+                raise CheckpointRejected(f"model.weights.h5 or an .npz does not load "
                                          f"({type(err).__name__}: {first})") from None
             bad = weights_finite(model)
+            bad += [f"{name}[{i}]" for name, values in state["arrays"].items()
+                    for i, v in enumerate(values) if not np.all(np.isfinite(v))]
             if bad:
                 raise CheckpointRejected(f"{len(bad)} weight tensors are non-finite "
                                          f"({', '.join(bad[:3])})")

@@ -9,8 +9,6 @@ metrics.json.
 `--objective` must be `mim` (the model trains the MIM loss, eq. 8 / eq. 13).
 """
 
-import keras
-
 from tfvi import models
 from tfvi.launch.components import build_parts
 from tfvi.launch.registry import Flag, ModelFamily, register_model
@@ -36,14 +34,15 @@ def _builder(symmetric):
 
 
 def mim_callbacks(model, prepared, config):
-    """The warm-up; with a validation split (--validation_fraction) and no launcher-wide
-    --early_stopping_patience, also section 5's early stopping (patience = warm-up)."""
-    warmup = models.DecoderWeightWarmup(config.mim_warmup_epochs)
-    if "validation" not in prepared.eval_splits or config.early_stopping_patience:
-        return [warmup]
-    return [warmup, keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=max(config.mim_warmup_epochs, 1),
-        start_from_epoch=config.mim_warmup_epochs, restore_best_weights=True)]
+    """The decoder-weight warm-up (section 5)."""
+    return [models.DecoderWeightWarmup(config.mim_warmup_epochs)]
+
+
+def mim_early_stopping_patience(config, prepared):
+    """Section 5's early stopping on the validation MIM loss, with a validation split
+    (--validation_fraction): patience = the warm-up length, counted from its end (the
+    launcher starts early stopping where the warm-up ends)."""
+    return max(config.mim_warmup_epochs, 1) if "validation" in prepared.eval_splits else 0
 
 
 def evaluate_mim(model, prepared, config):
@@ -104,5 +103,6 @@ for _name, _symmetric in (("mim", True), ("amim", False)):
         help=("Mutual Information Machine (tfvi.models.MIM, Livne et al.)" if _symmetric
               else "asymmetric MIM, encoding samples only (tfvi.models.MIM(symmetric=False))"),
         flags=FLAGS, evaluate=evaluate_mim, callbacks=mim_callbacks, estimators=mim_estimators,
+        early_stopping_patience=mim_early_stopping_patience,
         summary_metrics=REPRESENTATION_METRICS,
         defaults={"objective": "mim"}))
