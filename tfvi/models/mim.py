@@ -1,5 +1,5 @@
-"""MIM and A-MIM: the Mutual Information Machine (Livne et al., Livne et al.) as a
-`keras.Model` with a custom `train_step`.
+"""MIM and A-MIM: the Mutual Information Machine of Livne, Swersky & Fleet, "MIM: Mutual
+Information Machine", as a `keras.Model` with a custom `train_step`.
 
 MIM fits an encoder q(z|x) and a decoder p(x|z) to the *mixture* of the two anchored
 joints, M_S = 1/2 (P(x) q(z|x) + P(z) p(x|z)) (P(x): the data, P(z): the latent
