@@ -83,7 +83,8 @@ def evaluate(model, arrays, args, seed):
     }
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The grid's arguments (`--smoke` shrinks the models and the evaluation)."""
     parser = base_parser(__doc__.split("\n\n")[0], "runs/mim_hvae_tables")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (fixed)")
@@ -104,6 +105,11 @@ def main(argv=None):
         args.epochs, args.warmup, args.width, args.nll_samples = 1, 1, 0.125, 4
         args.nll_images, args.pseudo_inputs, args.batch_size = 16, 4, 32
         args.lower_dim = args.upper_dim = 2
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     arrays = load(args.smoke)
 
     def run_cell(cell):

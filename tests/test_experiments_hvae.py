@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from tests.helpers import experiment_script
@@ -161,3 +162,23 @@ def test_each_missing_cell_runs_in_a_child_process_and_a_failed_child_stops_the_
     for flags in (["--in_process"], ["--cell", "model=vae__seed=0"]):
         assert hvae_cells.cell_processes(hvae_cells.base_parser("t", "o").parse_args(flags),
                                          "s.py", flags) is None
+
+
+def test_codes_of_the_kept_weights(tmp_path, capsys):
+    """mim_hvae_codes.py reads a finished cell's kept weights (the bound's terms are
+    finite, the statistics in range, codes.json holds the rows) and names a cell
+    without weights."""
+    out = str(tmp_path / "tables")
+    experiment_script("mim_hvae_tables").main(
+        ["--smoke", "--seeds", "0", "--models", "vae", "--in_process", "--out", out])
+    rows = experiment_script("mim_hvae_codes").main(
+        ["--smoke", "--out", out, "--seeds", "0", "1", "--models", "vae", "--images", "16"])
+    assert "no weights: model=vae__seed=1.weights.h5" in capsys.readouterr().out
+    assert [(r["model"], r["seed"]) for r in rows] == [("vae", 0)]
+    row = rows[0]
+    for key in ("log_likelihood", "log_prior", "log_posterior", "knn5_means"):
+        assert np.isfinite(row[key])
+    assert row["log_likelihood"] < 0 and 0 <= row["knn5_means"] <= 1
+    assert row["posterior_std_z1"] > 0 and row["posterior_std_z2"] > 0
+    with open(os.path.join(out, "codes.json")) as f:
+        assert json.load(f)["rows"] == rows
