@@ -116,12 +116,18 @@ def test_kl_warmup_schedule(data):
 
 
 def test_the_objective_settles_after_the_longest_warmup():
-    """Epoch `epochs` is the first at beta = 1 (and at the full decoder weight)."""
+    """Epoch `epochs` is the first at beta = 1 (and at the full decoder weight); with
+    prior-training phases, the first epoch of the last phase."""
     assert warmup_beta(objective_settled_epoch([KLWarmup(7)]), 7) == 1.0
     assert warmup_beta(objective_settled_epoch([KLWarmup(7)]) - 1, 7) < 1.0
     assert objective_settled_epoch([KLWarmup(3), DecoderWeightWarmup(5),
                                     keras.callbacks.History()]) == 5
     assert objective_settled_epoch([keras.callbacks.History()]) == 0
+    from tfvi.launch.families.learned_priors import PriorTrainingPhases
+
+    # posthoc over 10 epochs: 5 of the VAE, then 5 of the prior; judged from epoch 5.
+    assert objective_settled_epoch([PriorTrainingPhases("posthoc", 10)]) == 5
+    assert objective_settled_epoch([PriorTrainingPhases("joint", 10), KLWarmup(2)]) == 2
 
 
 def test_kl_warmup_changes_the_trained_objective(data):

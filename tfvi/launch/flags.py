@@ -79,7 +79,8 @@ def define_flags():
                        "Fraction of the training split held out for validation, in [0, 1).")
     flags.DEFINE_integer("early_stopping_patience", 0, "Stop when the validation loss has not "
                          "improved for this many epochs, counted from the end of any "
-                         "warm-up, and restore the best weights (0: off; needs "
+                         "warm-up (--prior_training=posthoc|iterative: from its last "
+                         "phase), and restore the best weights (0: off; needs "
                          "--validation_fraction > 0).")
     # Optimisation.
     flags.DEFINE_integer("batch_size", 100, "Global batch size.")

@@ -30,16 +30,17 @@ def warmup_beta(epoch, epochs, start=0.01, end=1.0):
 
 
 def objective_settled_epoch(callbacks):
-    """The first epoch (0-based) whose loss is the final objective: the end of the
-    longest warm-up among `callbacks` (`KLWarmup`, `DecoderWeightWarmup`), 0 if none.
+    """The first epoch (0-based) from which the loss is the final objective and the
+    final set of weights trains: the largest `settled_epoch` among `callbacks` (0 if
+    none declares one). `KLWarmup` and `DecoderWeightWarmup` declare the end of their
+    warm-up; the launcher's prior-training phases the start of the last phase.
 
     Early stopping that compares a warm-up epoch's validation loss with later ones
     favours the warm-up (its loss is lowered by beta < 1) and can restore a model that
-    was never trained on the full bound; pass this as its `start_from_epoch`.
+    was never trained on the full bound, or stop before a later phase has run; pass
+    this as its `start_from_epoch`.
     """
-    ends = [cb.epochs for cb in callbacks if isinstance(cb, KLWarmup)]
-    ends += [cb.warmup_epochs for cb in callbacks if isinstance(cb, DecoderWeightWarmup)]
-    return max(ends, default=0)
+    return max((int(getattr(cb, "settled_epoch", 0)) for cb in callbacks), default=0)
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -67,6 +68,11 @@ class KLWarmup(keras.callbacks.Callback):
         self.epochs, self.start, self.end = epochs, float(start), float(end)
         self.per_step, self.steps_per_epoch = per_step, steps_per_epoch
         self._epoch = 0
+
+    @property
+    def settled_epoch(self):
+        """The first epoch at `end` (see `objective_settled_epoch`)."""
+        return self.epochs
 
     def _assign(self, progress):
         if not hasattr(self.model, "beta"):
@@ -99,6 +105,11 @@ class DecoderWeightWarmup(keras.callbacks.Callback):
             raise ValueError(f"`final_weight` must be in [0, 1]; got {final_weight!r}.")
         self.warmup_epochs = warmup_epochs
         self.final_weight = float(final_weight)
+
+    @property
+    def settled_epoch(self):
+        """The first epoch at the full weight (see `objective_settled_epoch`)."""
+        return self.warmup_epochs
 
     def weight(self, epoch):
         if self.warmup_epochs == 0:

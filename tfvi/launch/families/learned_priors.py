@@ -117,6 +117,13 @@ class PriorTrainingPhases(keras.callbacks.Callback):
         self.verbose = verbose
         self._current = None
 
+    @property
+    def settled_epoch(self):
+        """The start of the last phase: early stopping judges only its epochs, so it
+        cannot stop a run before its prior (or its encoder/decoder) phase has run
+        (`tfvi.training.objective_settled_epoch`)."""
+        return sum(phase.epochs for phase in self.phases[:-1])
+
     def on_epoch_begin(self, epoch, logs=None):
         phase = prior_training.phase_of_epoch(self.phases, epoch)
         if (phase.encoder_decoder, phase.prior) != self._current:
