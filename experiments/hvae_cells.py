@@ -211,7 +211,8 @@ def run_cells(out, cells, run_cell, report_only=False, only=None, child_command=
 
 
 def summarize(rows, group_keys, metrics):
-    """Mean and std (over seeds) of each metric per group: a list of dicts."""
+    """Mean and sample standard deviation (over seeds, ddof=1; 0 for one seed) of each
+    metric per group: a list of dicts."""
     groups = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in group_keys), []).append(row)
@@ -223,7 +224,8 @@ def summarize(rows, group_keys, metrics):
         for metric in metrics:
             values = np.array([m[metric] for m in members if m.get(metric) is not None],
                               np.float64)
-            entry[metric] = [float(values.mean()), float(values.std())] if values.size else None
+            spread = float(values.std(ddof=1)) if values.size > 1 else 0.0
+            entry[metric] = [float(values.mean()), spread] if values.size else None
         table.append(entry)
     return table
 
