@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvi.evaluation import mean_and_sd
 from tfvi.training import CheckpointCallback, CheckpointManager
 
 __all__ = ["base_parser", "binarized_batches", "cell_key", "cell_processes", "finish",
@@ -224,8 +225,7 @@ def summarize(rows, group_keys, metrics):
         for metric in metrics:
             values = np.array([m[metric] for m in members if m.get(metric) is not None],
                               np.float64)
-            spread = float(values.std(ddof=1)) if values.size > 1 else 0.0
-            entry[metric] = [float(values.mean()), spread] if values.size else None
+            entry[metric] = list(mean_and_sd(values)) if values.size else None
         table.append(entry)
     return table
 

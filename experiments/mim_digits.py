@@ -54,7 +54,7 @@ from experiments.mim_gmm import reset_to  # noqa: E402
 from tfvi import data, layers, models, priors  # noqa: E402
 from tfvi.evaluation import (  # noqa: E402
     cluster_scores, encoder_mutual_information, iwae_log_likelihood, knn_accuracy,
-    ksg_mutual_information, latent_codes)
+    ksg_mutual_information, latent_codes, mean_and_sd)
 from tfvi.training import KLWarmup  # noqa: E402
 
 MODELS = ("vae", "mim", "amim")
@@ -144,7 +144,7 @@ def summarize(rows):
         for k in METRICS:
             v = np.array([r[k] for r in sel if k in r])
             if v.size:
-                entry[k] = [float(v.mean()), float(v.std())]
+                entry[k] = list(mean_and_sd(v))
         table.append(entry)
     return table
 

@@ -60,7 +60,7 @@ from experiments.common import check_counts  # noqa: E402
 from tfvi import data, layers, models  # noqa: E402
 from tfvi.evaluation import (  # noqa: E402
     iwae_log_likelihood, knn_accuracy, ksg_mutual_information, latent_codes,
-    reconstruction_rmse, reconstructions)
+    mean_and_sd, reconstruction_rmse, reconstructions)
 from tfvi.plots import mim as mim_plots  # noqa: E402
 
 MODELS = ("mim", "vae")
@@ -167,7 +167,7 @@ def summarize(rows):
                 for k in METRICS:
                     if all(k in r for r in sel):
                         v = np.array([r[k] for r in sel])
-                        entry[k] = [float(v.mean()), float(v.std())]
+                        entry[k] = list(mean_and_sd(v))
                 table.append(entry)
     return table
 
@@ -252,8 +252,9 @@ def main(argv=None):
                           sample_gmm(centers, 2000, base + 1),
                           sample_gmm(centers, args.test_size, base + 2))
     bayes = [bayes_accuracy(centers, *datasets[s][2]) for s in args.seeds]
-    print(f"Bayes classifier accuracy on the test sets: {np.mean(bayes):.4f} "
-          f"+- {np.std(bayes):.4f}", flush=True)
+    bayes = mean_and_sd(bayes)
+    print(f"Bayes classifier accuracy on the test sets: {bayes[0]:.4f} +- {bayes[1]:.4f}",
+          flush=True)
     rows, fig1_models, compiled = [], {}, {}
     # Seeds outermost: every (model, width) cell gets its first seeds early, so an
     # interrupted run still fills the whole table (runs.jsonl is appended per run).
@@ -285,8 +286,7 @@ def main(argv=None):
     table = summarize(rows)
     print_table(table)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"args": vars(args), "bayes_accuracy": [float(np.mean(bayes)),
-                                                          float(np.std(bayes))],
+        json.dump({"args": vars(args), "bayes_accuracy": list(bayes),
                    "runs": rows, "table": table}, f, indent=1)
     mim_plots.figure1(fig1_models, datasets[args.seeds[0]][2][0][:500],
                       os.path.join(args.out, "figure1.png"), centers=centers,

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tfvi
 from tfvi.data import views
 from tfvi import plots
-from tfvi.evaluation import calibration, modes
+from tfvi.evaluation import calibration, mean_and_sd, modes
 
 RESULTS = os.environ.get("MIXTURES_RESULTS") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "results")
@@ -216,8 +216,8 @@ def _cell(rows, k, t, objectives, metric):
             and r["objective"] in objectives]
     if not vals:
         return f"{'-':>16s}"
-    sd = np.std(vals, ddof=1) if len(vals) > 1 else 0.0
-    return f"{np.mean(vals):.3f}+-{sd:.3f} ({len(vals)})"
+    mean, sd = mean_and_sd(vals)
+    return f"{mean:.3f}+-{sd:.3f} ({len(vals)})"
 
 
 def _print_paired(rows, ts, k=5):

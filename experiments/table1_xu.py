@@ -44,6 +44,8 @@ import time
 
 import numpy as np
 
+from tfvi.evaluation import mean_and_sd
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 ARCHITECTURES = ("dense_vae", "conv_vae", "resnet_vae")
 PRIORS = {"normal": [], "realnvp": ["--prior=realnvp", "--prior_depth=20"]}
@@ -111,10 +113,9 @@ def cell_seconds(metrics, ais):
 
 
 def summary(values):
-    v = np.asarray(values, float)
-    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "sd": sd, "se": sd / np.sqrt(len(v)),
-            "values": v.tolist()}
+    mean, sd = mean_and_sd(values)
+    return {"mean": mean, "sd": sd, "se": sd / np.sqrt(len(values)),
+            "values": [float(v) for v in values]}
 
 
 def main():

@@ -13,8 +13,9 @@ from tfvi.evaluation.exact import (
     linear_gaussian_log_marginal,
 )
 from tfvi.evaluation.likelihood import chunked_iwae, iwae_log_likelihood
+from tfvi.evaluation.over_seeds import mean_and_sd
 
-__all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "chunked_iwae", "iwae_log_likelihood", "linear_gaussian_log_marginal"]
+__all__ = ["active_units", "active_units_per_layer", "posterior_mean_variance", "exact_log_likelihood", "independent_bernoulli_log_likelihood", "chunked_iwae", "iwae_log_likelihood", "linear_gaussian_log_marginal", "mean_and_sd"]
 __all__ += ["accuracy", "expected_calibration_error",
             "posterior_predictive"]
 from tfvi.evaluation.mutual_information import (encoder_mutual_information,

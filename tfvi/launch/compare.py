@@ -82,10 +82,9 @@ def _show(value):
 
 
 def _stats(values):
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, std, n
+    from tfvi.evaluation.over_seeds import mean_and_sd
+
+    return (*mean_and_sd(values), len(values))
 
 
 def compare(paths, split="test"):

@@ -19,6 +19,7 @@ import tensorflow as tf
 from matplotlib.patches import Circle, Ellipse
 
 from tfvi.data.synthetic import GMM2D_CENTERS, GMM2D_STD, gmm2d_log_density
+from tfvi.evaluation.over_seeds import mean_and_sd
 from tfvi.evaluation.representation import reconstructions
 from tfvi.plots.style import pyplot, save_figure, titled
 
@@ -111,7 +112,8 @@ def figure2_figure(rows, metrics=("mi", "nll", "rmse", "knn5"), run=None):
                 continue
             hidden = sorted({r["hidden"] for r in sel})
             vals = [[r[metric] for r in sel if r["hidden"] == h] for h in hidden]
-            ax.errorbar(hidden, [np.mean(v) for v in vals], [np.std(v) for v in vals],
+            stats = [mean_and_sd(v) for v in vals]
+            ax.errorbar(hidden, [m for m, _ in stats], [sd for _, sd in stats],
                         label=name.upper(), color=color, marker="o", capsize=3)
         ax.set_xscale("log")
         ax.set_xlabel("hidden units")
