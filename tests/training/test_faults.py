@@ -251,6 +251,30 @@ def test_early_stopped_run_resumed_from_any_checkpoint_ends_as_an_uninterrupted_
         assert_same_metrics(resumed, reference)
 
 
+def test_reevaluating_an_early_stopped_run_without_saved_state_is_refused(tmp_path,
+                                                                         capsys):
+    """A workdir stopped early by a tfvi whose checkpoints did not hold early stopping's
+    state: its best weights are only in model.keras, so --reevaluate (which reads the
+    checkpoints) refuses in one line and changes nothing, instead of training on."""
+    args = [*BASE, "--epochs=8", "--noexport", "--validation_fraction=0.2",
+            "--early_stopping_patience=1", "--learning_rate=0.1"]
+    w = str(tmp_path / "w")
+    code, _ = run_main(capsys, *args, f"--workdir={w}")
+    assert code == 0 and strict_json(os.path.join(w, "metrics.json"))["epochs_trained"] < 8
+    for ckpt in glob.glob(os.path.join(w, "checkpoints", "epoch-*")):  # as an older tfvi
+        state = strict_json(os.path.join(ckpt, "state.json"))
+        del state["early_stopping"]
+        with open(os.path.join(ckpt, "state.json"), "w") as f:
+            json.dump(state, f)
+        for npz in glob.glob(os.path.join(ckpt, "*.npz")):
+            os.remove(npz)
+    before = tree_hashes(w)
+    code, lines = run_main(capsys, *args, "--reevaluate", f"--workdir={w}")
+    assert code != 0 and len(lines) == 1, lines
+    assert "--reevaluate" in lines[0] and "tfvi-eval --path=" in lines[0]
+    assert tree_hashes(w) == before
+
+
 @pytest.mark.parametrize("content", ["{garbage", "[]"])
 def test_garbage_flags_json_is_one_line_and_changes_nothing(work, capsys, content):
     with open(os.path.join(work, "flags.json"), "w") as f:

@@ -272,6 +272,16 @@ def check_trained_weights(model):
                        "export/ are unchanged.")
 
 
+def _stopped_early_before(config):
+    """Whether the workdir's finished metrics.json records fewer epochs than --epochs."""
+    try:
+        previous = workdir_lib.read_json(os.path.join(config.workdir, "metrics.json"))
+    except workdir_lib.WorkdirError:
+        return False
+    return bool(previous.get("run_complete")) and \
+        previous.get("epochs_trained", config.epochs) < config.epochs
+
+
 def resumed_early_stopping(config, prepared, model, state):
     """The early-stopping callback (None when off) with the state of the checkpoint
     resumed from: the best epoch, the epochs waited, whether it had stopped, and the
@@ -289,6 +299,11 @@ def resumed_early_stopping(config, prepared, model, state):
         return None
     early_stopping = training.ResumableEarlyStopping(patience)
     saved = state.get("early_stopping")
+    if not saved and state and config.reevaluate and _stopped_early_before(config):
+        raise RunError(
+            f"--reevaluate: {config.workdir} stopped early before its checkpoints held "
+            "early stopping's state, so its best epoch's weights are only in model.keras; "
+            f"evaluate that with `tfvi-eval --path={config.workdir}` (nothing was changed).")
     if saved:
         best = (model.get_weights() if saved["best_is_current"]
                 else state.get("arrays", {}).get(EARLY_STOPPING_BEST))
