@@ -179,11 +179,13 @@ def main():
               "cpu_seconds_children": (cpu.children_user + cpu.children_system)
               - (cpu0.children_user + cpu0.children_system),
               "load_average_1min_at_end": os.getloadavg()[0]}
-    print(f"{'model':22} {'NLL':>15} {'AIS NLL':>15} {'AU':>6} {'elbo':>9} {'recons':>9} "
-          f"{'kl':>7} {'kl_z|x':>7}")
+    print(f"{'model':22} {'seeds':>5} {'NLL':>15} {'AIS NLL':>15} {'AU':>6} {'elbo':>9} "
+          f"{'recons':>9} {'kl':>7} {'kl_z|x':>7}")
     for arch, ps in cells.items():
         for prior, c in ps.items():
-            print(f"{arch + ' + ' + prior:22} {c['nll']['mean']:8.2f} ± {c['nll']['sd']:4.2f} "
+            # One seed's sd prints as 0.00: the seeds column says it is not a spread.
+            print(f"{arch + ' + ' + prior:22} {len(c['nll']['values']):5d} "
+                  f"{c['nll']['mean']:8.2f} ± {c['nll']['sd']:4.2f} "
                   f"{c['ais_nll']['mean']:8.2f} ± {c['ais_nll']['sd']:4.2f} "
                   f"{c['active_units']['mean']:6.1f} {c['elbo']['mean']:9.2f} "
                   f"{c['recons']['mean']:9.2f} {c['kl']['mean']:7.2f} {c['kl_z|x']['mean']:7.2f}")

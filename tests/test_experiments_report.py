@@ -34,6 +34,10 @@ def test_table1_report_tables_finished_cells_and_trains_nothing(tmp_path, capsys
         sys.argv = sys_argv
     out = capsys.readouterr().out
     assert out.count("missing:") == 15
+    rows = {line.split("  ")[0]: line.split() for line in out.splitlines()
+            if line.startswith("dense_vae + ")}
+    assert rows["dense_vae + normal"][3:5] == ["2", "118.50"]
+    assert rows["dense_vae + realnvp"][3:5] == ["1", "110.00"]
     assert "missing: dense_vae_realnvp_s1" in out
     with open(os.path.join(root, "table1_xu.json")) as fh:
         result = json.load(fh)
